@@ -1,0 +1,61 @@
+"""The application factory: routes, error handling, and the services wired at start-up."""
+
+from __future__ import annotations
+
+import secrets
+
+from quart import Quart
+
+from bridge import store
+from bridge.config import Settings
+from bridge.conversations import ConversationsClient
+from bridge.errors import register_error_handlers
+from bridge.handoff import HandoffService
+from bridge.routes.assistant import assistant
+from bridge.routes.handoff import handoff
+from bridge.services import Services
+
+#: Request bodies above this are refused with 413 before they are read.
+MAX_REQUEST_BYTES = 64 * 1024
+
+
+def create_app(settings: Settings) -> Quart:
+    app = Quart("bridge")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    register_error_handlers(app)
+    app.register_blueprint(handoff)
+    app.register_blueprint(assistant)
+
+    @app.before_serving
+    async def start() -> None:
+        # Inside the running loop: the HTTP session and the database thread bind to it.
+        db = await store.open_database(settings.database_path)
+        secret = settings.bridge_secret or await store.get_or_create_setting(
+            db, "bridge_secret", secrets.token_urlsafe(32)
+        )
+        twilio = ConversationsClient(
+            settings.twilio_account_sid,
+            settings.twilio_auth_token,
+            settings.twilio_base_url,
+            settings.twilio_timeout_seconds,
+        )
+        handoff_service = HandoffService(
+            db,
+            twilio,
+            flow_sid=settings.twilio_flow_sid,
+            reply_wait_seconds=settings.reply_wait_seconds,
+            poll_interval_seconds=settings.poll_interval_seconds,
+        )
+        app.extensions["bridge"] = Services(settings, db, twilio, handoff_service, secret)
+
+    @app.after_serving
+    async def stop() -> None:
+        wired: Services | None = app.extensions.pop("bridge", None)
+        if wired is None:
+            return
+        await wired.handoff.close()
+        await wired.twilio.close()
+        await wired.db.close()
+
+    return app

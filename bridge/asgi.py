@@ -1,0 +1,79 @@
+"""The ASGI application Hypercorn serves: the bridge, plus the sandbox when enabled."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from bridge.app import create_app
+from bridge.config import Settings
+from bridge.sandbox.app import create_sandbox_app
+
+Scope = dict[str, Any]
+ASGIApp = Any
+
+SANDBOX_PREFIX = "/sandbox"
+
+
+class PathDispatcher:
+    """Routes ``/sandbox`` (and below) to the sandbox app and everything else to the bridge.
+
+    Paths are passed on unchanged (the sandbox serves the same paths when run alone).
+    Lifespan events go to every app: started in order, stopped in reverse.
+    """
+
+    def __init__(self, default: ASGIApp, mounts: dict[str, ASGIApp]) -> None:
+        self.default = default
+        self.mounts = mounts
+
+    def _app_for(self, path: str) -> ASGIApp:
+        for prefix, app in self.mounts.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return app
+        return self.default
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        await self._app_for(scope.get("path", ""))(scope, receive, send)
+
+    async def _lifespan(self, scope: Scope, receive: Any, send: Any) -> None:
+        apps = [*self.mounts.values(), self.default]  # the sandbox is up before the bridge
+        runners = [_LifespanRunner(app, scope) for app in apps]
+        message = await receive()
+        assert message["type"] == "lifespan.startup"
+        for runner in runners:
+            error = await runner.send_and_wait("lifespan.startup")
+            if error is not None:
+                await send({"type": "lifespan.startup.failed", "message": error})
+                return
+        await send({"type": "lifespan.startup.complete"})
+        message = await receive()
+        for runner in reversed(runners):
+            await runner.send_and_wait("lifespan.shutdown")
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+class _LifespanRunner:
+    def __init__(self, app: ASGIApp, scope: Scope) -> None:
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(
+            app(scope, self._inbox.get, self._outbox.put)
+        )
+
+    async def send_and_wait(self, event: str) -> str | None:
+        await self._inbox.put({"type": event})
+        reply = await self._outbox.get()
+        if reply["type"].endswith(".failed"):
+            return str(reply.get("message", "failed"))
+        return None
+
+
+def build_asgi_app(settings: Settings) -> ASGIApp:
+    bridge = create_app(settings)
+    if not settings.sandbox:
+        return bridge
+    sandbox = create_sandbox_app(settings.twilio_account_sid, settings.twilio_auth_token)
+    return PathDispatcher(bridge, {SANDBOX_PREFIX: sandbox})

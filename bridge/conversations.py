@@ -1,0 +1,279 @@
+"""The only module that talks to Twilio: the async Conversations client and its errors.
+
+Every call goes through :meth:`ConversationsClient._call`, which puts a deadline on it
+(the library ignores its own ``timeout``) and translates Twilio's exceptions into the
+bridge's :class:`TwilioError` family, so nothing above this module sees a Twilio type.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import aiohttp
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+WEBHOOK_FILTERS = ["onMessageAdded", "onConversationStateUpdated", "onParticipantAdded"]
+
+
+class TwilioError(Exception):
+    """Twilio refused or failed a call. ``status``/``code`` are Twilio's when it answered."""
+
+    def __init__(self, operation: str, message: str, status: int | None = None,
+                 code: int | None = None) -> None:
+        super().__init__(f"{operation}: {message}")
+        self.operation = operation
+        self.status = status
+        self.code = code
+
+
+class TwilioUnavailable(TwilioError):
+    """Timed out, unreachable, 429 or 5xx: worth retrying later."""
+
+
+class TwilioRejected(TwilioError):
+    """A 4xx that retrying will not fix (bad credentials, bad parameters)."""
+
+
+class ConversationNotFound(TwilioRejected):
+    """20404: the conversation does not exist (deleted, or another account's)."""
+
+
+class ConversationClosed(TwilioRejected):
+    """50377: the conversation is closed and takes no more messages."""
+
+
+class UniqueNameTaken(TwilioRejected):
+    """50353: a conversation with that UniqueName exists already."""
+
+
+class ParticipantExists(TwilioRejected):
+    """50433: the participant is in the conversation already."""
+
+
+_BY_CODE: dict[int, type[TwilioRejected]] = {
+    20404: ConversationNotFound,
+    50377: ConversationClosed,
+    50353: UniqueNameTaken,
+    50433: ParticipantExists,
+}
+
+
+@dataclass(frozen=True)
+class ConversationInfo:
+    sid: str
+    unique_name: str | None
+    state: str
+
+
+@dataclass(frozen=True)
+class ConversationMessage:
+    sid: str
+    index: int
+    author: str
+    body: str
+    attributes: str
+    date_created: str
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value) if value else ""
+
+
+def _message(instance: Any) -> ConversationMessage:
+    return ConversationMessage(
+        sid=instance.sid,
+        index=int(instance.index),
+        author=instance.author or "system",
+        body=instance.body or "",
+        attributes=instance.attributes or "{}",
+        date_created=_iso(instance.date_created),
+    )
+
+
+def _info(instance: Any) -> ConversationInfo:
+    return ConversationInfo(sid=instance.sid, unique_name=instance.unique_name, state=instance.state)
+
+
+def translate(operation: str, exc: BaseException) -> TwilioError:
+    """Map any exception from the twilio library or the network to a TwilioError."""
+    if isinstance(exc, TwilioRestException):
+        status, code = int(exc.status), exc.code
+        message = exc.msg or f"HTTP {status}"
+        if status == 429 or status >= 500:
+            return TwilioUnavailable(operation, message, status, code)
+        cls = _BY_CODE.get(code or 0, TwilioRejected)
+        if status == 404 and cls is TwilioRejected:
+            cls = ConversationNotFound
+        return cls(operation, message, status, code)
+    if isinstance(exc, TwilioException):
+        # List calls raise a plain TwilioException("Unable to fetch page", response).
+        response = exc.args[1] if len(exc.args) > 1 else None
+        status = getattr(response, "status_code", None)
+        if status is not None and (status == 429 or status >= 500):
+            return TwilioUnavailable(operation, "page fetch failed", status)
+        if status == 404:
+            return ConversationNotFound(operation, "not found", status, 20404)
+        if status is not None:
+            return TwilioRejected(operation, "page fetch failed", status)
+        return TwilioUnavailable(operation, str(exc.args[0]) if exc.args else "failed")
+    if isinstance(exc, TimeoutError):
+        return TwilioUnavailable(operation, "timed out")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return TwilioUnavailable(operation, f"unreachable ({type(exc).__name__})")
+    return TwilioError(operation, f"unexpected {type(exc).__name__}")
+
+
+class _HeaderAuthHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
+    """Sends the Basic credentials as a header.
+
+    The library passes them as aiohttp's ``auth=``, which aiohttp 3.13 deprecates.
+    """
+
+    async def request(self, method: str, url: str, params: Any = None, data: Any = None,
+                      headers: dict[str, str] | None = None, auth: tuple[str, str] | None = None,
+                      timeout: float | None = None, allow_redirects: bool = False) -> Any:
+        if auth is not None:
+            headers = dict(headers or {})
+            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        return await super().request(method, url, params=params, data=data, headers=headers,
+                                     auth=None, timeout=timeout, allow_redirects=allow_redirects)
+
+
+class ConversationsClient:
+    """Async wrapper over ``twilio.rest.Client(...).conversations.v1``."""
+
+    def __init__(self, account_sid: str, auth_token: str, base_url: str | None,
+                 timeout_seconds: float) -> None:
+        """Create inside the running loop (the HTTP session binds to it); close at shutdown."""
+        self._http = _HeaderAuthHttpClient()
+        self._client = Client(account_sid, auth_token, http_client=self._http)
+        if base_url:
+            self._client.conversations.base_url = base_url
+        self._v1 = self._client.conversations.v1
+        self._timeout = timeout_seconds
+        self.calls = 0
+
+    async def close(self) -> None:
+        await self._http.close()
+
+    async def _call(self, operation: str, awaitable: Awaitable[T]) -> T:
+        self.calls += 1
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await awaitable
+        except (TwilioException, TimeoutError, aiohttp.ClientError, OSError) as exc:
+            error = translate(operation, exc)
+            log.info("twilio %s failed: status=%s code=%s", operation, error.status, error.code)
+            raise error from exc
+
+    # --- conversations --------------------------------------------------------------------
+
+    async def create_conversation(self, unique_name: str, friendly_name: str,
+                                  attributes: str) -> ConversationInfo:
+        instance = await self._call(
+            "create_conversation",
+            self._v1.conversations.create_async(
+                unique_name=unique_name, friendly_name=friendly_name, attributes=attributes
+            ),
+        )
+        return _info(instance)
+
+    async def fetch_conversation(self, sid_or_unique_name: str) -> ConversationInfo:
+        instance = await self._call(
+            "fetch_conversation", self._v1.conversations(sid_or_unique_name).fetch_async()
+        )
+        return _info(instance)
+
+    async def close_conversation(self, sid: str) -> None:
+        """Set State=closed, with webhooks on, as Flex's own close does."""
+        await self._call(
+            "close_conversation",
+            self._v1.conversations(sid).update_async(state="closed", x_twilio_webhook_enabled="true"),
+        )
+
+    # --- participants ---------------------------------------------------------------------
+
+    async def add_participant(self, sid: str, identity: str, attributes: str = "{}") -> None:
+        await self._call(
+            "add_participant",
+            self._v1.conversations(sid).participants.create_async(
+                identity=identity, attributes=attributes, x_twilio_webhook_enabled="true"
+            ),
+        )
+
+    async def participant_identities(self, sid: str) -> list[str]:
+        found = await self._call(
+            "list_participants", self._v1.conversations(sid).participants.list_async(page_size=100)
+        )
+        return [p.identity for p in found if p.identity]
+
+    # --- webhooks -------------------------------------------------------------------------
+
+    async def add_studio_webhook(self, sid: str, flow_sid: str) -> None:
+        """Attach the Studio flow, so the first message sends the conversation to Flex."""
+        await self._call(
+            "add_studio_webhook",
+            self._v1.conversations(sid).webhooks.create_async(
+                target="studio",
+                configuration_flow_sid=flow_sid,
+                configuration_filters=["onMessageAdded"],
+            ),
+        )
+
+    async def add_event_webhook(self, sid: str, url: str) -> None:
+        """Attach the bridge's own webhook for replies, closes and agents joining."""
+        await self._call(
+            "add_event_webhook",
+            self._v1.conversations(sid).webhooks.create_async(
+                target="webhook",
+                configuration_url=url,
+                configuration_method="post",
+                configuration_filters=WEBHOOK_FILTERS,
+            ),
+        )
+
+    async def webhook_targets(self, sid: str) -> list[str]:
+        found = await self._call(
+            "list_webhooks", self._v1.conversations(sid).webhooks.list_async(page_size=50)
+        )
+        return [w.target for w in found]
+
+    # --- messages -------------------------------------------------------------------------
+
+    async def post_message(self, sid: str, author: str, body: str,
+                           attributes: str = "{}") -> ConversationMessage:
+        instance = await self._call(
+            "post_message",
+            self._v1.conversations(sid).messages.create_async(
+                author=author, body=body, attributes=attributes, x_twilio_webhook_enabled="true"
+            ),
+        )
+        return _message(instance)
+
+    async def messages_after(self, sid: str, index: int, page_size: int = 50) -> list[ConversationMessage]:
+        """Messages with an index above ``index``, oldest first, reading newest pages first."""
+        messages = self._v1.conversations(sid).messages
+        page = await self._call("list_messages", messages.page_async(order="desc", page_size=page_size))
+        found: list[ConversationMessage] = []
+        while True:
+            batch = [_message(item) for item in page]
+            found.extend(m for m in batch if m.index > index)
+            if not batch or batch[-1].index <= index or page.next_page_url is None:
+                break
+            page = await self._call("list_messages", page.next_page_async())
+        found.sort(key=lambda m: m.index)
+        return found

@@ -1,0 +1,64 @@
+"""The bridge's one error type, and its mapping to JSON in one place."""
+
+from __future__ import annotations
+
+import logging
+
+from quart import Quart, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error the caller can act on: answered as ``{"error": {"code", "message"}}``."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+_HTTP_MESSAGES = {
+    400: ("bad_request", "The request could not be read; send JSON with a 'msg' string."),
+    404: ("not_found", "No such endpoint; see /openapi.yaml for the API."),
+    405: ("method_not_allowed", "This endpoint does not take that HTTP method; see /openapi.yaml."),
+    413: ("too_large", "The request body is too large."),
+}
+
+
+def register_error_handlers(app: Quart) -> None:
+    @app.errorhandler(ApiError)
+    async def api_error(error: ApiError) -> Response:
+        response = error_response(error.status, error.code, error.message)
+        if error.retry_after is not None:
+            response.headers["Retry-After"] = str(error.retry_after)
+        return response
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        code, message = _HTTP_MESSAGES.get(
+            status, (error.name.lower().replace(" ", "_"), error.description or error.name)
+        )
+        response = error_response(status, code, message)
+        if status == 405 and error.get_headers():
+            for name, value in error.get_headers():
+                if name.lower() == "allow":
+                    response.headers["Allow"] = value
+        return response
+
+    @app.errorhandler(Exception)
+    async def unexpected(error: Exception) -> Response:
+        log.exception("unhandled error: %s", type(error).__name__)
+        return error_response(500, "internal_error", "Something went wrong on our side; try again.")

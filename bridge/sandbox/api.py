@@ -1,0 +1,323 @@
+"""The Twilio Conversations v1 REST API subset, at ``/sandbox/twilio/v1``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from datetime import timedelta
+from typing import Any
+
+from quart import Blueprint, Response, current_app, jsonify, request
+from werkzeug.datastructures import MultiDict
+
+from bridge.sandbox import resources
+from bridge.sandbox.state import Account, EmulatorError, invalid, parse_duration
+
+API_PREFIX = "/sandbox/twilio"
+api = Blueprint("twilio_api", __name__, url_prefix=f"{API_PREFIX}/v1")
+
+
+def _account() -> Account:
+    account: Account = current_app.config["SANDBOX_ACCOUNT"]
+    return account
+
+
+def _base() -> str:
+    """Absolute base of the API as the caller reached it (for ``url`` and paging links)."""
+    return f"{request.scheme}://{request.host}{request.root_path}{API_PREFIX}"
+
+
+@api.before_request
+async def authenticate() -> None:
+    header = request.headers.get("Authorization", "")
+    expected = (current_app.config["SANDBOX_ACCOUNT_SID"], current_app.config["SANDBOX_AUTH_TOKEN"])
+    if header.startswith("Basic "):
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user, password = "", ""
+        if hmac.compare_digest(user, expected[0]) and hmac.compare_digest(password, expected[1]):
+            return
+    raise EmulatorError(401, 20003, "Authenticate")
+
+
+async def _form() -> MultiDict[str, str]:
+    form: MultiDict[str, str] = await request.form
+    return form
+
+
+def _webhooks_enabled() -> bool:
+    return request.headers.get("X-Twilio-Webhook-Enabled", "").lower() == "true"
+
+
+def _duration(form: MultiDict[str, str], name: str, minimum: timedelta) -> timedelta | None:
+    raw = form.get(name)
+    if raw is None or raw == "":
+        return None
+    value = parse_duration(raw)
+    if value is None:
+        raise invalid(f"Invalid {name}: {raw!r} is not an ISO 8601 duration")
+    if value < minimum:
+        raise invalid(f"Invalid {name}: the minimum is {int(minimum.total_seconds() // 60)} minutes")
+    return value
+
+
+def _paging() -> tuple[int, int]:
+    try:
+        size = int(request.args.get("PageSize", "50"))
+        number = int(request.args.get("Page", "0"))
+    except ValueError:
+        raise invalid("PageSize and Page must be whole numbers") from None
+    if not 1 <= size <= 1000:
+        raise invalid("PageSize must be between 1 and 1000")
+    token = request.args.get("PageToken")
+    if token:
+        if not token.startswith("PT") or not token[2:].isdigit():
+            raise invalid("Invalid PageToken")
+        number = int(token[2:]) // size
+    if number < 0:
+        raise invalid("Page must not be negative")
+    return size, number
+
+
+def _created(body: dict[str, Any]) -> tuple[Response, int]:
+    return jsonify(body), 201
+
+
+def _no_content() -> Response:
+    return Response("", status=204)
+
+
+# --- Conversations --------------------------------------------------------------------------
+
+
+@api.post("/Conversations")
+async def create_conversation() -> tuple[Response, int]:
+    form = await _form()
+    conv = _account().create_conversation(
+        friendly_name=form.get("FriendlyName"),
+        unique_name=form.get("UniqueName"),
+        attributes=form.get("Attributes"),
+        state=form.get("State"),
+        timer_inactive=_duration(form, "Timers.Inactive", timedelta(minutes=1)),
+        timer_closed=_duration(form, "Timers.Closed", timedelta(minutes=10)),
+    )
+    return _created(resources.conversation(_account(), _base(), conv))
+
+
+@api.get("/Conversations")
+async def list_conversations() -> Response:
+    account = _account()
+    state = request.args.get("State")
+    if state is not None and state not in ("initializing", "inactive", "active", "closed"):
+        raise invalid(f"Invalid State: {state!r}")
+    items = [c for c in account.conversations.values() if state is None or c.state == state]
+    items.sort(key=lambda c: c.date_created, reverse=True)
+    size, number = _paging()
+    base = _base()
+    return jsonify(
+        resources.page(
+            key="conversations",
+            items=items,
+            render=lambda c: resources.conversation(account, base, c),
+            list_url=f"{base}/v1/Conversations",
+            page_size=size,
+            page_number=number,
+            filters={"State": state} if state else {},
+        )
+    )
+
+
+@api.get("/Conversations/<sid>")
+async def fetch_conversation(sid: str) -> Response:
+    account = _account()
+    return jsonify(resources.conversation(account, _base(), account.get(sid)))
+
+
+@api.post("/Conversations/<sid>")
+async def update_conversation(sid: str) -> Response:
+    account = _account()
+    conv = account.get(sid)
+    form = await _form()
+    account.update_conversation(
+        conv,
+        friendly_name=form.get("FriendlyName"),
+        unique_name=form.get("UniqueName"),
+        attributes=form.get("Attributes"),
+        state=form.get("State"),
+        timer_inactive=_duration(form, "Timers.Inactive", timedelta(minutes=1)),
+        timer_closed=_duration(form, "Timers.Closed", timedelta(minutes=10)),
+        webhooks_enabled=_webhooks_enabled(),
+    )
+    return jsonify(resources.conversation(account, _base(), conv))
+
+
+@api.delete("/Conversations/<sid>")
+async def delete_conversation(sid: str) -> Response:
+    account = _account()
+    account.delete_conversation(account.get(sid))
+    return _no_content()
+
+
+# --- Participants ---------------------------------------------------------------------------
+
+
+@api.post("/Conversations/<sid>/Participants")
+async def create_participant(sid: str) -> tuple[Response, int]:
+    account = _account()
+    conv = account.get(sid)
+    form = await _form()
+    if form.get("MessagingBinding.Address"):
+        raise invalid("This sandbox supports chat participants (Identity) only")
+    part = account.add_participant(
+        conv,
+        identity=form.get("Identity"),
+        attributes=form.get("Attributes"),
+        webhooks_enabled=_webhooks_enabled(),
+    )
+    return _created(resources.participant(account, _base(), part))
+
+
+@api.get("/Conversations/<sid>/Participants")
+async def list_participants(sid: str) -> Response:
+    account = _account()
+    conv = account.get(sid)
+    size, number = _paging()
+    base = _base()
+    return jsonify(
+        resources.page(
+            key="participants",
+            items=list(conv.participants.values()),
+            render=lambda p: resources.participant(account, base, p),
+            list_url=f"{base}/v1/Conversations/{conv.sid}/Participants",
+            page_size=size,
+            page_number=number,
+            filters={},
+        )
+    )
+
+
+@api.get("/Conversations/<sid>/Participants/<psid>")
+async def fetch_participant(sid: str, psid: str) -> Response:
+    account = _account()
+    conv = account.get(sid)
+    return jsonify(resources.participant(account, _base(), account.participant(conv, psid)))
+
+
+@api.delete("/Conversations/<sid>/Participants/<psid>")
+async def delete_participant(sid: str, psid: str) -> Response:
+    account = _account()
+    conv = account.get(sid)
+    account.remove_participant(
+        conv, account.participant(conv, psid), webhooks_enabled=_webhooks_enabled()
+    )
+    return _no_content()
+
+
+# --- Messages -------------------------------------------------------------------------------
+
+
+@api.post("/Conversations/<sid>/Messages")
+async def create_message(sid: str) -> tuple[Response, int]:
+    account = _account()
+    conv = account.get(sid)
+    form = await _form()
+    if form.get("MediaSid") or form.get("ContentSid"):
+        raise invalid("This sandbox supports text messages (Body) only")
+    msg = account.add_message(
+        conv,
+        author=form.get("Author"),
+        body=form.get("Body"),
+        attributes=form.get("Attributes"),
+        webhooks_enabled=_webhooks_enabled(),
+    )
+    return _created(resources.message(account, _base(), msg))
+
+
+@api.get("/Conversations/<sid>/Messages")
+async def list_messages(sid: str) -> Response:
+    account = _account()
+    conv = account.get(sid)
+    order = request.args.get("Order", "asc")
+    if order not in ("asc", "desc"):
+        raise invalid(f"Invalid Order: {order!r}")
+    items = list(conv.messages) if order == "asc" else list(reversed(conv.messages))
+    size, number = _paging()
+    base = _base()
+    return jsonify(
+        resources.page(
+            key="messages",
+            items=items,
+            render=lambda m: resources.message(account, base, m),
+            list_url=f"{base}/v1/Conversations/{conv.sid}/Messages",
+            page_size=size,
+            page_number=number,
+            filters={"Order": order} if "Order" in request.args else {},
+        )
+    )
+
+
+@api.get("/Conversations/<sid>/Messages/<msid>")
+async def fetch_message(sid: str, msid: str) -> Response:
+    account = _account()
+    conv = account.get(sid)
+    return jsonify(resources.message(account, _base(), account.message(conv, msid)))
+
+
+# --- Webhooks -------------------------------------------------------------------------------
+
+
+@api.post("/Conversations/<sid>/Webhooks")
+async def create_webhook(sid: str) -> tuple[Response, int]:
+    account = _account()
+    conv = account.get(sid)
+    form = await _form()
+    replay = form.get("Configuration.ReplayAfter")
+    if replay is not None and not replay.lstrip("-").isdigit():
+        raise invalid("Configuration.ReplayAfter must be a whole number")
+    hook = account.add_webhook(
+        conv,
+        target=form.get("Target", ""),
+        url=form.get("Configuration.Url"),
+        method=form.get("Configuration.Method"),
+        filters=form.getlist("Configuration.Filters"),
+        triggers=form.getlist("Configuration.Triggers"),
+        flow_sid=form.get("Configuration.FlowSid"),
+        replay_after=int(replay) if replay is not None else None,
+    )
+    return _created(resources.webhook(account, _base(), hook))
+
+
+@api.get("/Conversations/<sid>/Webhooks")
+async def list_webhooks(sid: str) -> Response:
+    account = _account()
+    conv = account.get(sid)
+    size, number = _paging()
+    base = _base()
+    return jsonify(
+        resources.page(
+            key="webhooks",
+            items=list(conv.webhooks.values()),
+            render=lambda w: resources.webhook(account, base, w),
+            list_url=f"{base}/v1/Conversations/{conv.sid}/Webhooks",
+            page_size=size,
+            page_number=number,
+            filters={},
+        )
+    )
+
+
+@api.get("/Conversations/<sid>/Webhooks/<wsid>")
+async def fetch_webhook(sid: str, wsid: str) -> Response:
+    account = _account()
+    conv = account.get(sid)
+    return jsonify(resources.webhook(account, _base(), account.webhook(conv, wsid)))
+
+
+@api.delete("/Conversations/<sid>/Webhooks/<wsid>")
+async def delete_webhook(sid: str, wsid: str) -> Response:
+    account = _account()
+    conv = account.get(sid)
+    del conv.webhooks[account.webhook(conv, wsid).sid]
+    return _no_content()

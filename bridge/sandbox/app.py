@@ -1,0 +1,93 @@
+"""The sandbox: a local stand-in for Twilio, served under ``/sandbox/``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from quart import Quart, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from bridge.sandbox.api import API_PREFIX, api
+from bridge.sandbox.state import Account, EmulatorError, now
+from bridge.sandbox.webhooks import WebhookDispatcher
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {400: 20001, 401: 20003, 403: 20403, 404: 20404, 405: 20004, 413: 20413}
+
+
+def twilio_error(status: int, code: int, message: str) -> Response:
+    response = jsonify(
+        {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        }
+    )
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
+    return response
+
+
+def create_sandbox_app(account_sid: str, auth_token: str) -> Quart:
+    """The emulator (and, later, the agent console) as an ASGI app of its own."""
+    app = Quart(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.config.update(
+        SANDBOX_ACCOUNT_SID=account_sid,
+        SANDBOX_AUTH_TOKEN=auth_token,
+        MAX_CONTENT_LENGTH=1024 * 1024,
+    )
+    app.register_blueprint(api)
+
+    @app.before_serving
+    async def start() -> None:
+        # Created here, inside the running loop, so its asyncio primitives belong to it.
+        account = Account(account_sid)
+        dispatcher = WebhookDispatcher(account, auth_token)
+        await dispatcher.start()
+        app.config["SANDBOX_ACCOUNT"] = account
+        app.config["SANDBOX_WEBHOOKS"] = dispatcher
+        app.config["SANDBOX_TIMERS"] = asyncio.get_running_loop().create_task(_run_timers(account))
+
+    @app.after_serving
+    async def stop() -> None:
+        timers: asyncio.Task[None] = app.config.pop("SANDBOX_TIMERS")
+        timers.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await timers
+        await app.config["SANDBOX_WEBHOOKS"].close()
+
+    @app.errorhandler(EmulatorError)
+    async def emulator_error(error: EmulatorError) -> Response:
+        return twilio_error(error.status, error.code, error.message)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        if request.path.startswith(API_PREFIX):
+            message = (
+                f"The requested resource {request.path.removeprefix(API_PREFIX)} was not found"
+                if status == 404
+                else (error.description or error.name)
+            )
+            return twilio_error(status, _HTTP_CODES.get(status, 20000 + status), message)
+        response = jsonify({"error": {"code": error.name.lower().replace(" ", "_"),
+                                      "message": error.description or error.name}})
+        response.status_code = status
+        return response
+
+    return app
+
+
+async def _run_timers(account: Account) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        try:
+            account.run_timers(now())
+        except Exception:  # a bug in one sweep must not stop the timers for good
+            log.exception("sandbox timer sweep failed")

@@ -1,0 +1,98 @@
+"""Delivers the emulator's events as Twilio does: form-encoded, signed, fire-and-forget."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from urllib.parse import urlencode
+
+import aiohttp
+from twilio.request_validator import RequestValidator
+
+from bridge.sandbox.state import Account, Event
+
+log = logging.getLogger(__name__)
+
+#: Twilio waits this long for a webhook answer before giving up on it.
+WEBHOOK_TIMEOUT_SECONDS = 5.0
+
+
+class WebhookDispatcher:
+    """Turns account events into webhook requests and Studio routing.
+
+    REST actions fire webhooks only when sent with ``X-Twilio-Webhook-Enabled: true``;
+    SDK actions (the agent console, like the Flex UI) always do.
+    """
+
+    def __init__(self, account: Account, auth_token: str) -> None:
+        self._account = account
+        self._validator = RequestValidator(auth_token)
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.delivered = 0
+        self.failed = 0
+        account.subscribe(self.on_event)
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_SECONDS)
+        )
+
+    async def close(self) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=WEBHOOK_TIMEOUT_SECONDS)
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def sign(self, url: str, params: dict[str, str]) -> str:
+        """The X-Twilio-Signature Twilio would send for this request."""
+        return str(self._validator.compute_signature(url, params))
+
+    def on_event(self, event: Event) -> None:
+        if not (event.webhooks_enabled or event.source == "SDK"):
+            return
+        conv = self._account.conversations.get(event.conversation_sid)
+        if conv is None:
+            return
+        for hook in list(conv.webhooks.values()):
+            if hook.filters and event.event_type not in hook.filters:
+                continue
+            if hook.target == "studio":
+                if event.event_type == "onMessageAdded":
+                    self._account.route_to_flex(conv, hook.flow_sid)
+            elif hook.target == "webhook" and hook.url:
+                self._spawn(hook.url, hook.method, dict(event.params))
+
+    def _spawn(self, url: str, method: str, params: dict[str, str]) -> None:
+        task = asyncio.get_running_loop().create_task(self._deliver(url, method, params))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, url: str, method: str, params: dict[str, str]) -> None:
+        if self._session is None:
+            return
+        headers = {
+            "User-Agent": "TwilioProxy/1.1",
+            "I-Twilio-Idempotency-Token": secrets.token_hex(16),
+        }
+        try:
+            if method == "get":
+                signed_url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+                headers["X-Twilio-Signature"] = self.sign(signed_url, {})
+                async with self._session.get(signed_url, headers=headers) as response:
+                    status = response.status
+            else:
+                headers["X-Twilio-Signature"] = self.sign(url, params)
+                async with self._session.post(url, data=params, headers=headers) as response:
+                    status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self.failed += 1
+            log.warning("webhook delivery failed: %s %s", params.get("EventType"), type(exc).__name__)
+            return
+        if 200 <= status < 300:
+            self.delivered += 1
+        else:
+            self.failed += 1
+            log.warning("webhook answered %s for %s", status, params.get("EventType"))

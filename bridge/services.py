@@ -1,0 +1,26 @@
+"""The objects wired at start-up and shared by every request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
+from quart import current_app
+
+from bridge.config import Settings
+from bridge.conversations import ConversationsClient
+from bridge.handoff import HandoffService
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: aiosqlite.Connection
+    twilio: ConversationsClient
+    handoff: HandoffService
+    secret: str
+
+
+def services() -> Services:
+    found: Services = current_app.extensions["bridge"]
+    return found

@@ -1,0 +1,231 @@
+"""SQLite persistence: small typed functions that take a connection and return dataclasses.
+
+The connection runs in autocommit mode; every multi-row change is either one statement or
+an explicit transaction, and hand-outs use compare-and-swap on the delivery cursor so two
+requests never hand out the same reply.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+
+import aiosqlite
+
+ConversationState = str  # 'opening' | 'open' | 'closed'
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    id: int
+    identity: str
+    generation: int
+    sid: str | None
+    state: ConversationState
+    delivered_index: int
+    synced_index: int
+    created_at: str
+    closed_at: str | None
+
+
+@dataclass(frozen=True)
+class AgentMessage:
+    message_sid: str
+    idx: int
+    author: str
+    body: str
+    sent_at: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("bridge") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+async def open_database(path: Path) -> aiosqlite.Connection:
+    """Open (creating if needed) the store, in WAL mode, with every migration applied."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = await aiosqlite.connect(path, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    await db.execute("PRAGMA journal_mode=WAL")
+    await db.execute("PRAGMA foreign_keys=ON")
+    await db.execute("PRAGMA busy_timeout=5000")
+    await db.execute("PRAGMA synchronous=NORMAL")
+    await migrate(db)
+    return db
+
+
+async def migrate(db: aiosqlite.Connection) -> list[int]:
+    """Apply numbered, forward-only migrations not yet applied; return their numbers."""
+    await db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations "
+        "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+    )
+    async with db.execute("SELECT version FROM schema_migrations") as cursor:
+        done = {row[0] for row in await cursor.fetchall()}
+    applied = []
+    for version, script in _migrations():
+        if version in done:
+            continue
+        await db.executescript(
+            f"BEGIN IMMEDIATE;\n{script}\n"
+            f"INSERT INTO schema_migrations VALUES ({version}, '{_now()}');\nCOMMIT;"
+        )
+        applied.append(version)
+    return applied
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+async def get_or_create_setting(db: aiosqlite.Connection, key: str, value: str) -> str:
+    """The stored value for ``key``, storing ``value`` first if there is none."""
+    await db.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, value))
+    async with db.execute("SELECT value FROM settings WHERE key = ?", (key,)) as cursor:
+        row = await cursor.fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+# --- conversations --------------------------------------------------------------------------
+
+
+def _conversation(row: sqlite3.Row) -> ConversationRow:
+    return ConversationRow(**{key: row[key] for key in row.keys()})
+
+
+async def latest_conversation(db: aiosqlite.Connection, identity: str) -> ConversationRow | None:
+    """The identity's newest conversation, whatever its state."""
+    async with db.execute(
+        "SELECT * FROM conversations WHERE identity = ? ORDER BY generation DESC LIMIT 1",
+        (identity,),
+    ) as cursor:
+        row = await cursor.fetchone()
+    return _conversation(row) if row else None
+
+
+async def conversation_by_id(db: aiosqlite.Connection, conversation_id: int) -> ConversationRow:
+    async with db.execute("SELECT * FROM conversations WHERE id = ?", (conversation_id,)) as cur:
+        row = await cur.fetchone()
+    if row is None:
+        raise LookupError(conversation_id)
+    return _conversation(row)
+
+
+async def conversation_by_sid(db: aiosqlite.Connection, sid: str) -> ConversationRow | None:
+    async with db.execute("SELECT * FROM conversations WHERE sid = ?", (sid,)) as cursor:
+        row = await cursor.fetchone()
+    return _conversation(row) if row else None
+
+
+async def claim_conversation(db: aiosqlite.Connection, identity: str) -> ConversationRow:
+    """The identity's current (not closed) conversation, claiming a new generation if none.
+
+    A new row starts in state ``opening``; the partial unique index guarantees that of any
+    number of simultaneous claims, exactly one inserts and the rest see its row.
+    """
+    try:
+        await db.execute(
+            "INSERT INTO conversations (identity, generation, state, created_at) "
+            "SELECT ?, COALESCE(MAX(generation), 0) + 1, 'opening', ? "
+            "FROM conversations WHERE identity = ?",
+            (identity, _now(), identity),
+        )
+    except sqlite3.IntegrityError:
+        pass  # a conversation that is not closed already exists
+    async with db.execute(
+        "SELECT * FROM conversations WHERE identity = ? AND state != 'closed'", (identity,)
+    ) as cursor:
+        row = await cursor.fetchone()
+    assert row is not None, "a current conversation must exist after a claim"
+    return _conversation(row)
+
+
+async def mark_open(db: aiosqlite.Connection, conversation_id: int, sid: str) -> None:
+    await db.execute(
+        "UPDATE conversations SET sid = ?, state = 'open' WHERE id = ? AND state != 'closed'",
+        (sid, conversation_id),
+    )
+
+
+async def set_sid(db: aiosqlite.Connection, conversation_id: int, sid: str) -> None:
+    await db.execute("UPDATE conversations SET sid = ? WHERE id = ?", (sid, conversation_id))
+
+
+async def mark_closed(db: aiosqlite.Connection, conversation_id: int) -> bool:
+    """Close the conversation; True if this call closed it."""
+    cursor = await db.execute(
+        "UPDATE conversations SET state = 'closed', closed_at = ? WHERE id = ? AND state != 'closed'",
+        (_now(), conversation_id),
+    )
+    return cursor.rowcount > 0
+
+
+async def waiting_conversations(db: aiosqlite.Connection) -> list[ConversationRow]:
+    """Open conversations with agent messages not yet handed out."""
+    async with db.execute(
+        "SELECT c.* FROM conversations c WHERE c.state = 'open' AND EXISTS ("
+        " SELECT 1 FROM agent_messages m WHERE m.conversation_id = c.id"
+        " AND m.idx > c.delivered_index)"
+    ) as cursor:
+        return [_conversation(row) for row in await cursor.fetchall()]
+
+
+# --- agent messages -------------------------------------------------------------------------
+
+
+async def record_agent_messages(
+    db: aiosqlite.Connection, conversation_id: int, messages: list[AgentMessage], synced_index: int
+) -> int:
+    """Store agent messages (each once, however often seen); return how many were new."""
+    # Each row is its own atomic statement: a crash half-way leaves some rows stored and
+    # the cursor behind, and the next sync stores the rest (INSERT OR IGNORE is idempotent).
+    cursor = await db.executemany(
+        "INSERT OR IGNORE INTO agent_messages "
+        "(message_sid, conversation_id, idx, author, body, sent_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (m.message_sid, conversation_id, m.idx, m.author, m.body, m.sent_at)
+            for m in messages
+        ],
+    )
+    added = max(cursor.rowcount, 0) if messages else 0
+    await db.execute(
+        "UPDATE conversations SET synced_index = MAX(synced_index, ?) WHERE id = ?",
+        (synced_index, conversation_id),
+    )
+    return added
+
+
+async def take_undelivered(db: aiosqlite.Connection, conversation_id: int) -> list[AgentMessage]:
+    """Agent messages not handed out yet, oldest first, advancing the delivery cursor.
+
+    Compare-and-swap on ``delivered_index``: of two concurrent callers, one gets the
+    messages and the other gets none, so each reply is handed out exactly once.
+    """
+    while True:
+        conv = await conversation_by_id(db, conversation_id)
+        async with db.execute(
+            "SELECT message_sid, idx, author, body, sent_at FROM agent_messages "
+            "WHERE conversation_id = ? AND idx > ? ORDER BY idx",
+            (conversation_id, conv.delivered_index),
+        ) as cursor:
+            rows = await cursor.fetchall()
+        if not rows:
+            return []
+        cursor = await db.execute(
+            "UPDATE conversations SET delivered_index = ? WHERE id = ? AND delivered_index = ?",
+            (rows[-1]["idx"], conversation_id, conv.delivered_index),
+        )
+        if cursor.rowcount == 1:
+            return [AgentMessage(**{key: row[key] for key in row.keys()}) for row in rows]

@@ -1,0 +1,97 @@
+"""Waking waiters: per-conversation notifications and the shared poller."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from bridge.conversations import TwilioUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class Notifier:
+    """One event per conversation, replaced each time it fires.
+
+    A waiter takes the event *before* checking the store, so a notification that lands
+    between the check and the wait is never missed.
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[int, asyncio.Event] = {}
+
+    def event(self, conversation_id: int) -> asyncio.Event:
+        event = self._events.get(conversation_id)
+        if event is None:
+            event = self._events[conversation_id] = asyncio.Event()
+        return event
+
+    def notify(self, conversation_id: int) -> None:
+        event = self._events.pop(conversation_id, None)
+        if event is not None:
+            event.set()
+
+
+class Poller:
+    """Polls Twilio for conversations that have someone waiting: one task per conversation,
+    shared by every request waiting on it, with a cap on Twilio calls in flight and
+    exponential backoff while Twilio is unavailable."""
+
+    def __init__(
+        self,
+        sync: Callable[[int], Awaitable[None]],
+        interval: float,
+        max_in_flight: int = 8,
+        max_backoff: float = 15.0,
+    ) -> None:
+        self._sync = sync
+        self._interval = interval
+        self._max_backoff = max_backoff
+        self._limit = asyncio.Semaphore(max_in_flight)
+        self._watchers: Counter[int] = Counter()
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+
+    @contextlib.asynccontextmanager
+    async def watching(self, conversation_id: int) -> AsyncIterator[None]:
+        self._watchers[conversation_id] += 1
+        if conversation_id not in self._tasks:
+            task = asyncio.get_running_loop().create_task(self._run(conversation_id))
+            self._tasks[conversation_id] = task
+        try:
+            yield
+        finally:
+            self._watchers[conversation_id] -= 1
+            if self._watchers[conversation_id] <= 0:
+                del self._watchers[conversation_id]
+
+    @property
+    def active(self) -> int:
+        return len(self._tasks)
+
+    async def _run(self, conversation_id: int) -> None:
+        delay = self._interval
+        try:
+            while self._watchers.get(conversation_id, 0) > 0:
+                try:
+                    async with self._limit:
+                        await self._sync(conversation_id)
+                    delay = self._interval
+                except TwilioUnavailable:
+                    delay = min(delay * 2, self._max_backoff)
+                except Exception:
+                    log.exception("poll of conversation %s failed", conversation_id)
+                    delay = min(delay * 2, self._max_backoff)
+                await asyncio.sleep(delay)
+        finally:
+            self._tasks.pop(conversation_id, None)
+
+    async def close(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,63 @@
+"""Flex Bridge entry point: ``python main.py [serve]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from dotenv import load_dotenv
+
+from bridge.config import ConfigError, Settings, load_settings
+
+
+def banner(settings: Settings) -> str:
+    url = settings.public_url
+    lines = [
+        "",
+        f"Flex Bridge listening on http://{settings.host}:{settings.port}",
+        f"  public URL        {url}",
+        f"  OpenAPI           {url}/openapi.yaml",
+        f"  plugin manifest   {url}/.well-known/ai-plugin.json",
+    ]
+    if settings.sandbox:
+        lines += [
+            "",
+            "Sandbox mode: Twilio is emulated locally, nothing leaves this machine.",
+            f"  Twilio API        {settings.local_url}/sandbox/twilio/v1",
+            f"  account SID       {settings.twilio_account_sid}",
+            f"  auth token        {settings.twilio_auth_token}",
+        ]
+    lines += [
+        "",
+        "Try it:",
+        f"  curl -s -X POST {url}/send/alice -H 'Content-Type: application/json' \\",
+        "       -d '{\"msg\": \"I need a human, please\"}'",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="main.py", description=__doc__)
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve"],
+                        help="what to do (default: serve)")
+    args = parser.parse_args(argv)
+    load_dotenv()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("twilio").setLevel(logging.WARNING)
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        return 2
+    if args.command == "serve":
+        from bridge.server import run
+
+        print(banner(settings), flush=True)
+        run(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
