@@ -32,7 +32,7 @@ def banner(settings: Settings) -> str:
         "",
         "Try it:",
         f"  curl -s -X POST {url}/send/alice -H 'Content-Type: application/json' \\",
-        "       -d '{\"msg\": \"I need a human, please\"}'",
+        '       -d \'{"msg": "I need a human, please"}\'',
         "",
     ]
     return "\n".join(lines)
@@ -40,11 +40,14 @@ def banner(settings: Settings) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="main.py", description=__doc__)
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve"],
-                        help="what to do (default: serve)")
+    parser.add_argument(
+        "command", nargs="?", default="serve", choices=["serve"], help="what to do (default: serve)"
+    )
     args = parser.parse_args(argv)
     load_dotenv()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("twilio").setLevel(logging.WARNING)
     try:
         settings = load_settings()

@@ -63,7 +63,9 @@ def _sid(env: Mapping[str, str], name: str, prefix: str) -> str:
     if not value:
         raise ConfigError(f"{name} is not set: give the {prefix}… SID from the Twilio console.")
     if not re.match(_SID.pattern.format(prefix=prefix), value):
-        raise ConfigError(f"{name} must be '{prefix}' followed by 32 hex digits, got {value[:6]!r}….")
+        raise ConfigError(
+            f"{name} must be '{prefix}' followed by 32 hex digits, got {value[:6]!r}…."
+        )
     return value
 
 
@@ -92,8 +94,10 @@ def _port(env: Mapping[str, str]) -> int:
 def _url(name: str, raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(f"{name} must be an absolute http(s) URL such as https://example.ngrok.app, "
-                          f"got {raw!r}.")
+        raise ConfigError(
+            f"{name} must be an absolute http(s) URL such as https://example.ngrok.app, "
+            f"got {raw!r}."
+        )
     if parts.query or parts.fragment:
         raise ConfigError(f"{name} must not carry a query or fragment, got {raw!r}.")
     return raw.rstrip("/")
@@ -107,7 +111,7 @@ def _database_path(env: Mapping[str, str]) -> Path:
             "DATABASE_URL must look like sqlite:///data/bridge.db (relative) or "
             f"sqlite:////var/lib/bridge.db (absolute), got {raw!r}."
         )
-    return Path(raw[len(prefix):])
+    return Path(raw[len(prefix) :])
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float, maximum: float) -> float:
@@ -143,8 +147,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     elif sandbox:
         flow_sid = SANDBOX_FLOW_SID
     else:
-        raise ConfigError("TWILIO_FLOW_SID is not set: give the FW… SID of the Studio flow that "
-                          "sends conversations to Flex.")
+        raise ConfigError(
+            "TWILIO_FLOW_SID is not set: give the FW… SID of the Studio flow that "
+            "sends conversations to Flex."
+        )
 
     base_raw = env.get("TWILIO_API_BASE_URL", "").strip()
     base_url = _url("TWILIO_API_BASE_URL", base_raw) if base_raw else None
@@ -157,8 +163,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
     secret = env.get("BRIDGE_SECRET", "").strip() or None
     if secret is None and not sandbox:
-        raise ConfigError("BRIDGE_SECRET is not set: generate one with "
-                          "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`.")
+        raise ConfigError(
+            "BRIDGE_SECRET is not set: generate one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+        )
     if secret is not None and len(secret) < 32:
         raise ConfigError("BRIDGE_SECRET must be at least 32 characters long.")
 

@@ -29,8 +29,9 @@ WEBHOOK_FILTERS = ["onMessageAdded", "onConversationStateUpdated", "onParticipan
 class TwilioError(Exception):
     """Twilio refused or failed a call. ``status``/``code`` are Twilio's when it answered."""
 
-    def __init__(self, operation: str, message: str, status: int | None = None,
-                 code: int | None = None) -> None:
+    def __init__(
+        self, operation: str, message: str, status: int | None = None, code: int | None = None
+    ) -> None:
         super().__init__(f"{operation}: {message}")
         self.operation = operation
         self.status = status
@@ -104,7 +105,9 @@ def _message(instance: Any) -> ConversationMessage:
 
 
 def _info(instance: Any) -> ConversationInfo:
-    return ConversationInfo(sid=instance.sid, unique_name=instance.unique_name, state=instance.state)
+    return ConversationInfo(
+        sid=instance.sid, unique_name=instance.unique_name, state=instance.state
+    )
 
 
 def translate(operation: str, exc: BaseException) -> TwilioError:
@@ -121,13 +124,13 @@ def translate(operation: str, exc: BaseException) -> TwilioError:
     if isinstance(exc, TwilioException):
         # List calls raise a plain TwilioException("Unable to fetch page", response).
         response = exc.args[1] if len(exc.args) > 1 else None
-        status = getattr(response, "status_code", None)
-        if status is not None and (status == 429 or status >= 500):
-            return TwilioUnavailable(operation, "page fetch failed", status)
-        if status == 404:
-            return ConversationNotFound(operation, "not found", status, 20404)
-        if status is not None:
-            return TwilioRejected(operation, "page fetch failed", status)
+        page_status: int | None = getattr(response, "status_code", None)
+        if page_status is not None and (page_status == 429 or page_status >= 500):
+            return TwilioUnavailable(operation, "page fetch failed", page_status)
+        if page_status == 404:
+            return ConversationNotFound(operation, "not found", page_status, 20404)
+        if page_status is not None:
+            return TwilioRejected(operation, "page fetch failed", page_status)
         return TwilioUnavailable(operation, str(exc.args[0]) if exc.args else "failed")
     if isinstance(exc, TimeoutError):
         return TwilioUnavailable(operation, "timed out")
@@ -142,22 +145,39 @@ class _HeaderAuthHttpClient(AsyncTwilioHttpClient):  # type: ignore[misc]
     The library passes them as aiohttp's ``auth=``, which aiohttp 3.13 deprecates.
     """
 
-    async def request(self, method: str, url: str, params: Any = None, data: Any = None,
-                      headers: dict[str, str] | None = None, auth: tuple[str, str] | None = None,
-                      timeout: float | None = None, allow_redirects: bool = False) -> Any:
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the library's signature
+        allow_redirects: bool = False,
+    ) -> Any:
         if auth is not None:
             headers = dict(headers or {})
             token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
-        return await super().request(method, url, params=params, data=data, headers=headers,
-                                     auth=None, timeout=timeout, allow_redirects=allow_redirects)
+        return await super().request(
+            method,
+            url,
+            params=params,
+            data=data,
+            headers=headers,
+            auth=None,
+            timeout=timeout,
+            allow_redirects=allow_redirects,
+        )
 
 
 class ConversationsClient:
     """Async wrapper over ``twilio.rest.Client(...).conversations.v1``."""
 
-    def __init__(self, account_sid: str, auth_token: str, base_url: str | None,
-                 timeout_seconds: float) -> None:
+    def __init__(
+        self, account_sid: str, auth_token: str, base_url: str | None, timeout_seconds: float
+    ) -> None:
         """Create inside the running loop (the HTTP session binds to it); close at shutdown."""
         self._http = _HeaderAuthHttpClient()
         self._client = Client(account_sid, auth_token, http_client=self._http)
@@ -182,8 +202,9 @@ class ConversationsClient:
 
     # --- conversations --------------------------------------------------------------------
 
-    async def create_conversation(self, unique_name: str, friendly_name: str,
-                                  attributes: str) -> ConversationInfo:
+    async def create_conversation(
+        self, unique_name: str, friendly_name: str, attributes: str
+    ) -> ConversationInfo:
         instance = await self._call(
             "create_conversation",
             self._v1.conversations.create_async(
@@ -202,7 +223,9 @@ class ConversationsClient:
         """Set State=closed, with webhooks on, as Flex's own close does."""
         await self._call(
             "close_conversation",
-            self._v1.conversations(sid).update_async(state="closed", x_twilio_webhook_enabled="true"),
+            self._v1.conversations(sid).update_async(
+                state="closed", x_twilio_webhook_enabled="true"
+            ),
         )
 
     # --- participants ---------------------------------------------------------------------
@@ -254,8 +277,9 @@ class ConversationsClient:
 
     # --- messages -------------------------------------------------------------------------
 
-    async def post_message(self, sid: str, author: str, body: str,
-                           attributes: str = "{}") -> ConversationMessage:
+    async def post_message(
+        self, sid: str, author: str, body: str, attributes: str = "{}"
+    ) -> ConversationMessage:
         instance = await self._call(
             "post_message",
             self._v1.conversations(sid).messages.create_async(
@@ -264,10 +288,14 @@ class ConversationsClient:
         )
         return _message(instance)
 
-    async def messages_after(self, sid: str, index: int, page_size: int = 50) -> list[ConversationMessage]:
+    async def messages_after(
+        self, sid: str, index: int, page_size: int = 50
+    ) -> list[ConversationMessage]:
         """Messages with an index above ``index``, oldest first, reading newest pages first."""
         messages = self._v1.conversations(sid).messages
-        page = await self._call("list_messages", messages.page_async(order="desc", page_size=page_size))
+        page = await self._call(
+            "list_messages", messages.page_async(order="desc", page_size=page_size)
+        )
         found: list[ConversationMessage] = []
         while True:
             batch = [_message(item) for item in page]

@@ -7,6 +7,8 @@ import logging
 from quart import Quart, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from bridge.conversations import TwilioError, TwilioUnavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -44,6 +46,26 @@ def register_error_handlers(app: Quart) -> None:
         if error.retry_after is not None:
             response.headers["Retry-After"] = str(error.retry_after)
         return response
+
+    @app.errorhandler(TwilioError)
+    async def twilio_error(error: TwilioError) -> Response:
+        if isinstance(error, TwilioUnavailable):
+            response = error_response(
+                503,
+                "twilio_unavailable",
+                "Twilio is not answering right now; try again in a few seconds.",
+            )
+            response.headers["Retry-After"] = "5"
+            return response
+        log.warning(
+            "twilio refused %s: status=%s code=%s", error.operation, error.status, error.code
+        )
+        return error_response(
+            502,
+            "twilio_error",
+            f"Twilio refused the request (status {error.status}, code {error.code}); the "
+            "service's Twilio settings need checking.",
+        )
 
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:

@@ -192,7 +192,9 @@ class HandoffService:
             )
         parts = split_message(text)
         for number, part in enumerate(parts, start=1):
-            attributes = {"flex_bridge": {"part": number, "parts": len(parts)}} if len(parts) > 1 else {}
+            attributes = (
+                {"flex_bridge": {"part": number, "parts": len(parts)}} if len(parts) > 1 else {}
+            )
             await self._twilio.post_message(row.sid, identity, part, json.dumps(attributes))
 
     async def _finish(self, row: store.ConversationRow, *, sync: bool) -> list[Reply]:
@@ -255,8 +257,9 @@ class HandoffService:
                 closing = asyncio.ensure_future(self._closing.wait())
                 waking = asyncio.ensure_future(woken.wait())
                 try:
-                    await asyncio.wait({closing, waking}, timeout=remaining,
-                                       return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(
+                        {closing, waking}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                    )
                 finally:
                     closing.cancel()
                     waking.cancel()

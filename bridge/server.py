@@ -24,7 +24,9 @@ def hypercorn_config(settings: Settings) -> Config:
     return config
 
 
-async def serve(settings: Settings, shutdown_trigger: Callable[[], Awaitable[None]] | None = None) -> None:
+async def serve(
+    settings: Settings, shutdown_trigger: Callable[[], Awaitable[None]] | None = None
+) -> None:
     """Serve until SIGINT/SIGTERM (or ``shutdown_trigger`` completes)."""
     app = build_asgi_app(settings)
     config = hypercorn_config(settings)

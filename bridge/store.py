@@ -7,6 +7,7 @@ requests never hand out the same reply.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -102,7 +103,7 @@ async def get_or_create_setting(db: aiosqlite.Connection, key: str, value: str) 
 
 
 def _conversation(row: sqlite3.Row) -> ConversationRow:
-    return ConversationRow(**{key: row[key] for key in row.keys()})
+    return ConversationRow(**dict(row))
 
 
 async def latest_conversation(db: aiosqlite.Connection, identity: str) -> ConversationRow | None:
@@ -135,15 +136,13 @@ async def claim_conversation(db: aiosqlite.Connection, identity: str) -> Convers
     A new row starts in state ``opening``; the partial unique index guarantees that of any
     number of simultaneous claims, exactly one inserts and the rest see its row.
     """
-    try:
+    with contextlib.suppress(sqlite3.IntegrityError):  # one not closed exists already
         await db.execute(
             "INSERT INTO conversations (identity, generation, state, created_at) "
             "SELECT ?, COALESCE(MAX(generation), 0) + 1, 'opening', ? "
             "FROM conversations WHERE identity = ?",
             (identity, _now(), identity),
         )
-    except sqlite3.IntegrityError:
-        pass  # a conversation that is not closed already exists
     async with db.execute(
         "SELECT * FROM conversations WHERE identity = ? AND state != 'closed'", (identity,)
     ) as cursor:
@@ -166,7 +165,8 @@ async def set_sid(db: aiosqlite.Connection, conversation_id: int, sid: str) -> N
 async def mark_closed(db: aiosqlite.Connection, conversation_id: int) -> bool:
     """Close the conversation; True if this call closed it."""
     cursor = await db.execute(
-        "UPDATE conversations SET state = 'closed', closed_at = ? WHERE id = ? AND state != 'closed'",
+        "UPDATE conversations SET state = 'closed', closed_at = ? "
+        "WHERE id = ? AND state != 'closed'",
         (_now(), conversation_id),
     )
     return cursor.rowcount > 0
@@ -194,10 +194,7 @@ async def record_agent_messages(
     cursor = await db.executemany(
         "INSERT OR IGNORE INTO agent_messages "
         "(message_sid, conversation_id, idx, author, body, sent_at) VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            (m.message_sid, conversation_id, m.idx, m.author, m.body, m.sent_at)
-            for m in messages
-        ],
+        [(m.message_sid, conversation_id, m.idx, m.author, m.body, m.sent_at) for m in messages],
     )
     added = max(cursor.rowcount, 0) if messages else 0
     await db.execute(
@@ -220,7 +217,7 @@ async def take_undelivered(db: aiosqlite.Connection, conversation_id: int) -> li
             "WHERE conversation_id = ? AND idx > ? ORDER BY idx",
             (conversation_id, conv.delivered_index),
         ) as cursor:
-            rows = await cursor.fetchall()
+            rows = list(await cursor.fetchall())
         if not rows:
             return []
         cursor = await db.execute(
@@ -228,4 +225,4 @@ async def take_undelivered(db: aiosqlite.Connection, conversation_id: int) -> li
             (rows[-1]["idx"], conversation_id, conv.delivered_index),
         )
         if cursor.rowcount == 1:
-            return [AgentMessage(**{key: row[key] for key in row.keys()}) for row in rows]
+            return [AgentMessage(**dict(row)) for row in rows]

@@ -74,7 +74,7 @@ def sandbox_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     env = {
         "PORT": str(port),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.db'}",
-        "REPLY_WAIT_SECONDS": "2",
+        "REPLY_WAIT_SECONDS": "1",
         "POLL_INTERVAL_SECONDS": "0.1",
     }
     env.update(overrides)

@@ -5,11 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 
 from bridge.config import SANDBOX_FLOW_SID
-from tests.conftest import Agent, LiveServer, ServerFactory, twilio_client
+from tests.conftest import Agent, ServerFactory, twilio_client
+
+
+@pytest.fixture
+async def patient(make_server: ServerFactory) -> AsyncIterator[tuple[httpx.AsyncClient, Agent]]:
+    """A bridge whose requests wait long enough for an agent to answer within them."""
+    server = make_server(REPLY_WAIT_SECONDS="15")
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+        yield http, Agent(twilio_client(server))
 
 
 async def send(client: httpx.AsyncClient, user: str, msg: str, **extra: str) -> dict[str, object]:
@@ -62,23 +72,33 @@ async def test_follow_ups_reuse_the_conversation(client: httpx.AsyncClient, agen
     assert len(agent.conversations(sid).participants.list()) == 1
 
 
+async def wait_for_conversation(agent: Agent, within: float = 10.0) -> str:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        sids = await asyncio.to_thread(lambda: [c.sid for c in agent.conversations.list()])
+        if sids:
+            assert len(sids) == 1, sids
+            return sids[0]
+        await asyncio.sleep(0.05)
+    raise TimeoutError("no conversation appeared")
+
+
 async def test_agent_reply_comes_back_in_the_send_answer(
-    client: httpx.AsyncClient, agent: Agent
+    patient: tuple[httpx.AsyncClient, Agent],
 ) -> None:
-    await send(client, "dana", "hello?")
-    sid = agent.only_conversation()
-    agent.join(sid)
-
-    async def reply_soon() -> str:
-        await asyncio.sleep(0.3)
-        return await asyncio.to_thread(agent.reply, sid, "Hi Dana, Alex here.")
-
-    answer, reply_sid = await asyncio.gather(send(client, "dana", "anyone there?"), reply_soon())
+    client, agent = patient
+    waiting = asyncio.ensure_future(send(client, "dana", "hello?"))
+    sid = await wait_for_conversation(agent)
+    await asyncio.to_thread(agent.join, sid)
+    reply_sid = await asyncio.to_thread(agent.reply, sid, "Hi Dana, Alex here.")
+    answer = await waiting
     assert answer["status"] == "answered"
-    assert answer["replies"] == [
-        {"id": reply_sid, "body": "Hi Dana, Alex here.", "sent_at": answer["replies"][0]["sent_at"]}  # type: ignore[index]
+    replies = answer["replies"]
+    assert isinstance(replies, list)
+    assert replies == [
+        {"id": reply_sid, "body": "Hi Dana, Alex here.", "sent_at": replies[0]["sent_at"]}
     ]
-    assert str(answer["replies"][0]["sent_at"]).endswith("Z")  # type: ignore[index]
+    assert str(replies[0]["sent_at"]).endswith("Z")
 
 
 async def test_late_reply_is_waiting_then_handed_out_exactly_once(
@@ -99,20 +119,19 @@ async def test_late_reply_is_waiting_then_handed_out_exactly_once(
     assert again["replies"] == []
 
 
-async def test_concurrent_replies_calls_hand_each_reply_to_one_caller(
-    client: httpx.AsyncClient, agent: Agent
+async def test_concurrent_waiters_hand_each_reply_to_one_caller(
+    patient: tuple[httpx.AsyncClient, Agent],
 ) -> None:
-    await send(client, "fay", "help")
-    sid = agent.only_conversation()
-
-    async def reply_soon() -> None:
-        await asyncio.sleep(0.3)
-        await asyncio.to_thread(agent.reply, sid, "one reply")
-
-    results = await asyncio.gather(
-        *[client.get("/replies/fay", params={"wait": "2"}) for _ in range(5)], reply_soon()
-    )
-    handed = [r for resp in results[:5] for r in resp.json()["replies"]]  # type: ignore[union-attr]
+    client, agent = patient
+    sending = asyncio.ensure_future(client.post("/send/fay", json={"msg": "help"}))
+    sid = await wait_for_conversation(agent)
+    polling = [
+        asyncio.ensure_future(client.get("/replies/fay", params={"wait": "3"})) for _ in range(5)
+    ]
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(agent.reply, sid, "one reply")
+    responses = await asyncio.gather(sending, *polling)
+    handed = [r for resp in responses for r in resp.json()["replies"]]
     assert [r["body"] for r in handed] == ["one reply"]
 
 
@@ -177,7 +196,9 @@ async def test_user_can_end_the_conversation(client: httpx.AsyncClient, agent: A
     assert len(agent.conversations.list()) == 2
 
 
-async def test_long_message_arrives_as_ordered_parts(client: httpx.AsyncClient, agent: Agent) -> None:
+async def test_long_message_arrives_as_ordered_parts(
+    client: httpx.AsyncClient, agent: Agent
+) -> None:
     words = [f"word{n:04d}" for n in range(390)]
     text = " ".join(words)[:3500]
     assert len(text) == 3500
@@ -190,7 +211,9 @@ async def test_long_message_arrives_as_ordered_parts(client: httpx.AsyncClient, 
     assert [json.loads(p.attributes)["flex_bridge"]["part"] for p in parts] == [1, 2, 3]
 
 
-async def test_users_cannot_see_each_others_replies(client: httpx.AsyncClient, agent: Agent) -> None:
+async def test_users_cannot_see_each_others_replies(
+    client: httpx.AsyncClient, agent: Agent
+) -> None:
     await send(client, "lena", "mine")
     await send(client, "mark", "his")
     for conversation in agent.conversations.list():
@@ -209,12 +232,12 @@ async def test_replies_before_any_conversation(client: httpx.AsyncClient) -> Non
 
 
 async def test_healthz_is_fast_while_fifty_requests_wait(make_server: ServerFactory) -> None:
-    server = make_server(REPLY_WAIT_SECONDS="5")
+    server = make_server(REPLY_WAIT_SECONDS="3")
     limits = httpx.Limits(max_connections=100)
     async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as client:
         await send(client, "olga", "start")  # the conversation exists; now 50 waiters
         waiting = [
-            asyncio.ensure_future(client.get("/replies/olga", params={"wait": "5"}))
+            asyncio.ensure_future(client.get("/replies/olga", params={"wait": "3"}))
             for _ in range(50)
         ]
         await asyncio.sleep(1.0)
@@ -246,4 +269,3 @@ async def test_identity_is_the_same_across_restarts(make_server: ServerFactory) 
     # The sandbox lost its memory with the process: the bridge opened a fresh conversation
     # for the same identity rather than failing on the vanished one.
     assert sandbox[0].participants.list()[0].identity == identity_before
-

@@ -75,8 +75,9 @@ async def logo() -> Response:
 
 @assistant.get("/legal")
 async def legal() -> Response:
-    return Response((ASSET_ROOT / "legal.txt").read_text("utf-8"),
-                    content_type="text/plain; charset=utf-8")
+    return Response(
+        (ASSET_ROOT / "legal.txt").read_text("utf-8"), content_type="text/plain; charset=utf-8"
+    )
 
 
 @assistant.get("/healthz")

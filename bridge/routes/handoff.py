@@ -18,8 +18,9 @@ MAX_CONTEXT_CHARS = 2000
 async def _json_object() -> dict[str, Any]:
     body = await request.get_json(force=True, silent=True)
     if not isinstance(body, dict):
-        raise ApiError(400, "invalid_json",
-                       'The body must be a JSON object such as {"msg": "I need a human"}.')
+        raise ApiError(
+            400, "invalid_json", 'The body must be a JSON object such as {"msg": "I need a human"}.'
+        )
     return body
 
 
@@ -36,15 +37,21 @@ async def send_message(username: str) -> dict[str, object]:
         raise ApiError(400, "invalid_msg", "'msg' must be a non-empty string: the user's message.")
     limit = services().settings.max_message_chars
     if len(msg) > limit:
-        raise ApiError(413, "message_too_long",
-                       f"'msg' has {len(msg)} characters; the limit is {limit}. Shorten it "
-                       "or send it in several messages.")
+        raise ApiError(
+            413,
+            "message_too_long",
+            f"'msg' has {len(msg)} characters; the limit is {limit}. Shorten it "
+            "or send it in several messages.",
+        )
     context = body.get("context")
     if context is not None and not isinstance(context, str):
         raise ApiError(400, "invalid_context", "'context' must be a string when given.")
     if context is not None and len(context) > MAX_CONTEXT_CHARS:
-        raise ApiError(413, "context_too_long",
-                       f"'context' must be at most {MAX_CONTEXT_CHARS} characters: summarise it.")
+        raise ApiError(
+            413,
+            "context_too_long",
+            f"'context' must be at most {MAX_CONTEXT_CHARS} characters: summarise it.",
+        )
     result = await services().handoff.send(identity, msg, (context or "").strip() or None)
     return result.to_json()
 

@@ -59,7 +59,9 @@ def _duration(form: MultiDict[str, str], name: str, minimum: timedelta) -> timed
     if value is None:
         raise invalid(f"Invalid {name}: {raw!r} is not an ISO 8601 duration")
     if value < minimum:
-        raise invalid(f"Invalid {name}: the minimum is {int(minimum.total_seconds() // 60)} minutes")
+        raise invalid(
+            f"Invalid {name}: the minimum is {int(minimum.total_seconds() // 60)} minutes"
+        )
     return value
 
 

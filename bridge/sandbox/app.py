@@ -76,8 +76,14 @@ def create_sandbox_app(account_sid: str, auth_token: str) -> Quart:
                 else (error.description or error.name)
             )
             return twilio_error(status, _HTTP_CODES.get(status, 20000 + status), message)
-        response = jsonify({"error": {"code": error.name.lower().replace(" ", "_"),
-                                      "message": error.description or error.name}})
+        response = jsonify(
+            {
+                "error": {
+                    "code": error.name.lower().replace(" ", "_"),
+                    "message": error.description or error.name,
+                }
+            }
+        )
         response.status_code = status
         return response
 

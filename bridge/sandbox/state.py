@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, cast
 
 State = Literal["initializing", "inactive", "active", "closed"]
 Source = Literal["API", "SDK"]
@@ -46,9 +46,7 @@ def iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-_DURATION = re.compile(
-    r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?$"
-)
+_DURATION = re.compile(r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?$")
 
 
 def parse_duration(text: str) -> timedelta | None:
@@ -84,7 +82,9 @@ def check_json_attributes(attributes: str | None) -> str:
     try:
         json.loads(attributes)
     except ValueError:
-        raise invalid("Invalid Attributes: the string must contain structurally valid JSON") from None
+        raise invalid(
+            "Invalid Attributes: the string must contain structurally valid JSON"
+        ) from None
     return attributes
 
 
@@ -264,7 +264,7 @@ class Account:
             friendly_name=friendly_name,
             unique_name=unique_name or None,
             attributes=check_json_attributes(attributes),
-            state=state or "active",  # type: ignore[arg-type]
+            state=cast(State, state or "active"),
             date_created=created,
             date_updated=created,
             timer_inactive=timer_inactive,
@@ -299,7 +299,9 @@ class Account:
             )
         if unique_name is not None and unique_name != conv.unique_name:
             if unique_name in self._by_unique_name:
-                raise EmulatorError(409, 50353, "Conversation with provided unique name already exists")
+                raise EmulatorError(
+                    409, 50353, "Conversation with provided unique name already exists"
+                )
             if conv.unique_name:
                 del self._by_unique_name[conv.unique_name]
             conv.unique_name = unique_name or None
@@ -315,12 +317,23 @@ class Account:
             conv.timer_closed = timer_closed
         conv.date_updated = now()
         if state is not None and state != conv.state:
-            self._set_state(conv, state, source=source, webhooks_enabled=webhooks_enabled,  # type: ignore[arg-type]
-                            reason=reason)
+            self._set_state(
+                conv,
+                cast(State, state),
+                source=source,
+                webhooks_enabled=webhooks_enabled,
+                reason=reason,
+            )
         return conv
 
     def _set_state(
-        self, conv: Conversation, state: State, *, source: Source, webhooks_enabled: bool, reason: str
+        self,
+        conv: Conversation,
+        state: State,
+        *,
+        source: Source,
+        webhooks_enabled: bool,
+        reason: str,
     ) -> None:
         before = conv.state
         conv.state = state
@@ -357,7 +370,9 @@ class Account:
                 and conv.timer_inactive is not None
                 and moment >= conv.last_activity + conv.timer_inactive
             ):
-                self._set_state(conv, "inactive", source="API", webhooks_enabled=True, reason="TIMER")
+                self._set_state(
+                    conv, "inactive", source="API", webhooks_enabled=True, reason="TIMER"
+                )
 
     # --- participants ---------------------------------------------------------------------
 
@@ -401,7 +416,11 @@ class Account:
         return participant
 
     def remove_participant(
-        self, conv: Conversation, participant: Participant, *, source: Source = "API",
+        self,
+        conv: Conversation,
+        participant: Participant,
+        *,
+        source: Source = "API",
         webhooks_enabled: bool = False,
     ) -> None:
         del conv.participants[participant.sid]
@@ -436,9 +455,7 @@ class Account:
         if len(body) > 1600:
             raise EmulatorError(400, 50006, "Message body is too long: at most 1600 characters")
         author = author or "system"
-        participant = next(
-            (p for p in conv.participants.values() if p.identity == author), None
-        )
+        participant = next((p for p in conv.participants.values() if p.identity == author), None)
         created = now()
         message = Message(
             sid=new_sid("IM"),
@@ -456,8 +473,9 @@ class Account:
         conv.messages.append(message)
         conv.last_activity = created
         if conv.state == "inactive":
-            self._set_state(conv, "active", source=source, webhooks_enabled=webhooks_enabled,
-                            reason="MESSAGE")
+            self._set_state(
+                conv, "active", source=source, webhooks_enabled=webhooks_enabled, reason="MESSAGE"
+            )
         params = self._base_params(conv, "onMessageAdded", source)
         params.update(
             {
@@ -539,3 +557,21 @@ class Account:
         """What a Studio flow with Send to Flex does on a conversation's first message."""
         if conv.queue is None and conv.state != "closed":
             conv.queue = QueueEntry(status="waiting", since=now(), flow_sid=flow_sid)
+
+    # --- the agent console ----------------------------------------------------------------
+
+    def accept(self, conv: Conversation, agent: str, attributes: str) -> Participant:
+        """What accepting a task in the Flex UI does: the agent joins and the task is theirs."""
+        joined = next((p for p in conv.participants.values() if p.identity == agent), None)
+        if joined is None:
+            joined = self.add_participant(conv, identity=agent, attributes=attributes, source="SDK")
+        if conv.queue is not None:
+            conv.queue.status = "assigned"
+            conv.queue.agent = agent
+        self._wake()
+        return joined
+
+    def _wake(self) -> None:
+        """Wake watchers after a change that Twilio sends no webhook for."""
+        self.changed.set()
+        self.changed = asyncio.Event()

@@ -89,7 +89,9 @@ class WebhookDispatcher:
                     status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
             self.failed += 1
-            log.warning("webhook delivery failed: %s %s", params.get("EventType"), type(exc).__name__)
+            log.warning(
+                "webhook delivery failed: %s %s", params.get("EventType"), type(exc).__name__
+            )
             return
         if 200 <= status < 300:
             self.delivered += 1

@@ -1,0 +1,86 @@
+"""Settings are validated once, and each failure names the variable to fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bridge.config import (
+    SANDBOX_ACCOUNT_SID,
+    SANDBOX_FLOW_SID,
+    ConfigError,
+    load_settings,
+)
+
+REAL = {
+    "TWILIO_ACCOUNT_SID": "AC" + "a" * 32,
+    "TWILIO_AUTH_TOKEN": "token",
+    "TWILIO_FLOW_SID": "FW" + "b" * 32,
+    "BRIDGE_SECRET": "k" * 32,
+}
+
+
+def test_defaults_are_sandbox() -> None:
+    settings = load_settings({})
+    assert settings.sandbox
+    assert settings.twilio_account_sid == SANDBOX_ACCOUNT_SID
+    assert settings.twilio_flow_sid == SANDBOX_FLOW_SID
+    assert (settings.host, settings.port) == ("127.0.0.1", 5002)
+    assert settings.public_url == "http://127.0.0.1:5002"
+    assert settings.twilio_base_url == "http://127.0.0.1:5002/sandbox/twilio"
+    assert settings.database_path == Path("data/bridge.db")
+    assert settings.reply_wait_seconds == 30
+    assert settings.bridge_secret is None
+
+
+def test_real_mode() -> None:
+    settings = load_settings({**REAL, "PUBLIC_URL": "https://abc.ngrok.app/"})
+    assert not settings.sandbox
+    assert settings.twilio_base_url is None
+    assert settings.public_url == "https://abc.ngrok.app"
+
+
+def test_sandbox_forced_with_credentials_accepts_them() -> None:
+    settings = load_settings({**REAL, "SANDBOX": "1"})
+    assert settings.sandbox
+    assert settings.twilio_account_sid == REAL["TWILIO_ACCOUNT_SID"]
+    assert settings.twilio_base_url == "http://127.0.0.1:5002/sandbox/twilio"
+
+
+def test_database_url_forms() -> None:
+    assert load_settings({"DATABASE_URL": "sqlite:////var/lib/b.db"}).database_path == Path(
+        "/var/lib/b.db"
+    )
+    assert load_settings({"DATABASE_URL": "sqlite:///x/b.db"}).database_path == Path("x/b.db")
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({**REAL, "TWILIO_ACCOUNT_SID": ""}, "TWILIO_ACCOUNT_SID"),
+        ({**REAL, "TWILIO_ACCOUNT_SID": "AC123"}, "TWILIO_ACCOUNT_SID"),
+        ({**REAL, "TWILIO_AUTH_TOKEN": ""}, "TWILIO_AUTH_TOKEN"),
+        ({**REAL, "TWILIO_FLOW_SID": ""}, "TWILIO_FLOW_SID"),
+        ({**REAL, "TWILIO_FLOW_SID": "XX" + "b" * 32}, "TWILIO_FLOW_SID"),
+        ({**REAL, "BRIDGE_SECRET": ""}, "BRIDGE_SECRET"),
+        ({**REAL, "BRIDGE_SECRET": "short"}, "BRIDGE_SECRET"),
+        ({"PORT": "http"}, "PORT"),
+        ({"PORT": "70000"}, "PORT"),
+        ({"PUBLIC_URL": "example.com"}, "PUBLIC_URL"),
+        ({"PUBLIC_URL": "https://x.io/?a=1"}, "PUBLIC_URL"),
+        ({"TWILIO_API_BASE_URL": "ftp://x"}, "TWILIO_API_BASE_URL"),
+        ({"DATABASE_URL": "postgres://x"}, "DATABASE_URL"),
+        ({"REPLY_WAIT_SECONDS": "41"}, "REPLY_WAIT_SECONDS"),
+        ({"REPLY_WAIT_SECONDS": "0"}, "REPLY_WAIT_SECONDS"),
+        ({"REPLY_WAIT_SECONDS": "soon"}, "REPLY_WAIT_SECONDS"),
+        ({"SANDBOX": "maybe"}, "SANDBOX"),
+    ],
+)
+def test_errors_name_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        load_settings(env)
+
+
+def test_reply_wait_accepts_up_to_40() -> None:
+    assert load_settings({"REPLY_WAIT_SECONDS": "40"}).reply_wait_seconds == 40

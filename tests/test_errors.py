@@ -1,0 +1,113 @@
+"""Every error is JSON with a code and a message that says what to fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, ServerFactory, free_port
+
+
+def error_of(response: httpx.Response) -> tuple[int, str]:
+    assert response.headers["content-type"].startswith("application/json"), response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message"} and body["error"]["message"]
+    return response.status_code, body["error"]["code"]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"{not json", (400, "invalid_json")),
+        (b"[]", (400, "invalid_json")),
+        (b"", (400, "invalid_json")),
+        (b'{"text": "hi"}', (400, "invalid_msg")),
+        (b'{"msg": ""}', (400, "invalid_msg")),
+        (b'{"msg": "   "}', (400, "invalid_msg")),
+        (b'{"msg": 42}', (400, "invalid_msg")),
+        (b'{"msg": null}', (400, "invalid_msg")),
+        (b'{"msg": "hi", "context": 7}', (400, "invalid_context")),
+    ],
+)
+def test_bad_send_bodies(server: LiveServer, content: bytes, expected: tuple[int, str]) -> None:
+    response = httpx.post(
+        f"{server.url}/send/alice", content=content, headers={"Content-Type": "application/json"}
+    )
+    assert error_of(response) == expected
+
+
+def test_bad_input_creates_nothing(server: LiveServer) -> None:
+    httpx.post(f"{server.url}/send/alice", json={"msg": ""})
+    httpx.post(f"{server.url}/send/alice", json={"msg": "x" * 8001})
+    conversations = httpx.get(
+        f"{server.url}/sandbox/twilio/v1/Conversations",
+        auth=(server.settings.twilio_account_sid, server.settings.twilio_auth_token),
+    ).json()
+    assert conversations["conversations"] == []
+
+
+def test_too_long_messages_are_413(server: LiveServer) -> None:
+    response = httpx.post(f"{server.url}/send/alice", json={"msg": "x" * 8001})
+    assert error_of(response) == (413, "message_too_long")
+    response = httpx.post(f"{server.url}/send/alice", json={"msg": "hi", "context": "c" * 2001})
+    assert error_of(response) == (413, "context_too_long")
+
+
+def test_request_size_limit(server: LiveServer) -> None:
+    response = httpx.post(
+        f"{server.url}/send/alice",
+        content=b"x" * (65 * 1024),
+        headers={"Content-Type": "application/json"},
+    )
+    assert error_of(response) == (413, "too_large")
+
+
+@pytest.mark.parametrize("username", ["a b", "x" * 129, "semi;colon", "%00"])
+def test_bad_usernames(server: LiveServer, username: str) -> None:
+    response = httpx.post(f"{server.url}/send/{username}", json={"msg": "hi"})
+    assert error_of(response) == (400, "invalid_username")
+
+
+@pytest.mark.parametrize("wait", ["soon", "-1", "nan", "inf"])
+def test_bad_wait(server: LiveServer, wait: str) -> None:
+    response = httpx.get(f"{server.url}/replies/alice", params={"wait": wait})
+    assert error_of(response) == (400, "invalid_wait")
+
+
+def test_unknown_paths_and_methods(server: LiveServer) -> None:
+    assert error_of(httpx.get(f"{server.url}/nothing/here")) == (404, "not_found")
+    assert error_of(httpx.get(f"{server.url}/send/alice")) == (405, "method_not_allowed")
+    assert error_of(httpx.delete(f"{server.url}/replies/alice")) == (405, "method_not_allowed")
+
+
+def test_twilio_unreachable_is_503(make_server: ServerFactory) -> None:
+    server = make_server(
+        TWILIO_API_BASE_URL=f"http://127.0.0.1:{free_port()}/nothing", TWILIO_TIMEOUT_SECONDS="2"
+    )
+    response = httpx.post(f"{server.url}/send/alice", json={"msg": "hi"}, timeout=30)
+    assert error_of(response) == (503, "twilio_unavailable")
+    assert response.headers["Retry-After"] == "5"
+
+
+def test_twilio_refusing_credentials_is_502(make_server: ServerFactory, tmp_path: Path) -> None:
+    """A bridge in real mode, pointed at another server's sandbox with the wrong token."""
+    sandbox = make_server()
+    bridge = make_server(
+        SANDBOX="0",
+        TWILIO_ACCOUNT_SID=sandbox.settings.twilio_account_sid,
+        TWILIO_AUTH_TOKEN="wrong-token",
+        TWILIO_FLOW_SID="FW" + "1" * 32,
+        TWILIO_API_BASE_URL=f"{sandbox.url}/sandbox/twilio",
+        BRIDGE_SECRET="s" * 40,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'real.db'}",
+    )
+    response = httpx.post(f"{bridge.url}/send/alice", json={"msg": "hi"}, timeout=30)
+    assert error_of(response) == (502, "twilio_error")
+    # The real-mode bridge has no sandbox of its own.
+    assert error_of(httpx.get(f"{bridge.url}/sandbox/twilio/v1/Conversations")) == (
+        404,
+        "not_found",
+    )
