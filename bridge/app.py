@@ -13,6 +13,7 @@ from bridge.errors import register_error_handlers
 from bridge.handoff import HandoffService
 from bridge.routes.assistant import assistant
 from bridge.routes.handoff import handoff
+from bridge.routes.twilio_events import twilio_events
 from bridge.services import Services
 
 #: Request bodies above this are refused with 413 before they are read.
@@ -26,6 +27,7 @@ def create_app(settings: Settings) -> Quart:
     register_error_handlers(app)
     app.register_blueprint(handoff)
     app.register_blueprint(assistant)
+    app.register_blueprint(twilio_events)
 
     @app.before_serving
     async def start() -> None:
@@ -45,8 +47,11 @@ def create_app(settings: Settings) -> Quart:
             twilio,
             flow_sid=settings.twilio_flow_sid,
             reply_wait_seconds=settings.reply_wait_seconds,
+            webhook_url=settings.webhook_url if settings.webhooks else None,
             poll_interval_seconds=settings.poll_interval_seconds,
+            reconcile_interval_seconds=settings.reconcile_interval_seconds,
         )
+        await handoff_service.start()
         app.extensions["bridge"] = Services(settings, db, twilio, handoff_service, secret)
 
     @app.after_serving

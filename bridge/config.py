@@ -39,6 +39,13 @@ class Settings:
     twilio_timeout_seconds: float = 10.0
     poll_interval_seconds: float = 0.5
     max_message_chars: int = 8000
+    webhooks: bool = True
+    reconcile_interval_seconds: float = 300.0
+
+    @property
+    def webhook_url(self) -> str:
+        """Where Twilio sends conversation events (and what it signs)."""
+        return f"{self.public_url}/twilio/events"
 
     @property
     def local_url(self) -> str:
@@ -170,6 +177,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if secret is not None and len(secret) < 32:
         raise ConfigError("BRIDGE_SECRET must be at least 32 characters long.")
 
+    webhooks_raw = env.get("WEBHOOKS", "").strip().lower() or "on"
+    if webhooks_raw not in ("on", "off"):
+        raise ConfigError(f"WEBHOOKS must be on or off, got {webhooks_raw!r}.")
+
     return Settings(
         sandbox=sandbox,
         twilio_account_sid=account_sid,
@@ -184,4 +195,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         reply_wait_seconds=_seconds(env, "REPLY_WAIT_SECONDS", 30.0, MAX_REPLY_WAIT_SECONDS),
         twilio_timeout_seconds=_seconds(env, "TWILIO_TIMEOUT_SECONDS", 10.0, 60.0),
         poll_interval_seconds=_seconds(env, "POLL_INTERVAL_SECONDS", 0.5, 30.0),
+        webhooks=webhooks_raw == "on",
+        reconcile_interval_seconds=_seconds(env, "RECONCILE_INTERVAL_SECONDS", 300.0, 86400.0),
     )

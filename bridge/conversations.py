@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -213,6 +214,22 @@ class ConversationsClient:
         )
         return _info(instance)
 
+    async def create_conversation_with_participant(
+        self, unique_name: str, friendly_name: str, attributes: str, identity: str
+    ) -> ConversationInfo:
+        """Conversation and its first participant in one call (ConversationWithParticipants)."""
+        instance = await self._call(
+            "create_conversation",
+            self._v1.conversation_with_participants.create_async(
+                unique_name=unique_name,
+                friendly_name=friendly_name,
+                attributes=attributes,
+                participant=[json.dumps({"identity": identity})],
+                x_twilio_webhook_enabled="true",
+            ),
+        )
+        return _info(instance)
+
     async def fetch_conversation(self, sid_or_unique_name: str) -> ConversationInfo:
         instance = await self._call(
             "fetch_conversation", self._v1.conversations(sid_or_unique_name).fetch_async()
@@ -287,6 +304,14 @@ class ConversationsClient:
             ),
         )
         return _message(instance)
+
+    async def recent_messages(self, sid: str, count: int = 50) -> list[ConversationMessage]:
+        """The newest ``count`` messages (one page), newest first."""
+        page = await self._call(
+            "list_messages",
+            self._v1.conversations(sid).messages.page_async(order="desc", page_size=count),
+        )
+        return [_message(item) for item in page]
 
     async def messages_after(
         self, sid: str, index: int, page_size: int = 50

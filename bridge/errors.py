@@ -60,11 +60,11 @@ def register_error_handlers(app: Quart) -> None:
         log.warning(
             "twilio refused %s: status=%s code=%s", error.operation, error.status, error.code
         )
+        detail = f"status {error.status}, code {error.code}" if error.status else str(error)
         return error_response(
             502,
             "twilio_error",
-            f"Twilio refused the request (status {error.status}, code {error.code}); the "
-            "service's Twilio settings need checking.",
+            f"Twilio refused the request ({detail}); the service's Twilio settings need checking.",
         )
 
     @app.errorhandler(HTTPException)

@@ -19,6 +19,7 @@ class Services:
     twilio: ConversationsClient
     handoff: HandoffService
     secret: str
+    metrics_signature_failures: int = 0
 
 
 def services() -> Services:

@@ -8,6 +8,7 @@ requests never hand out the same reply.
 from __future__ import annotations
 
 import contextlib
+import secrets
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -172,16 +173,6 @@ async def mark_closed(db: aiosqlite.Connection, conversation_id: int) -> bool:
     return cursor.rowcount > 0
 
 
-async def waiting_conversations(db: aiosqlite.Connection) -> list[ConversationRow]:
-    """Open conversations with agent messages not yet handed out."""
-    async with db.execute(
-        "SELECT c.* FROM conversations c WHERE c.state = 'open' AND EXISTS ("
-        " SELECT 1 FROM agent_messages m WHERE m.conversation_id = c.id"
-        " AND m.idx > c.delivered_index)"
-    ) as cursor:
-        return [_conversation(row) for row in await cursor.fetchall()]
-
-
 # --- agent messages -------------------------------------------------------------------------
 
 
@@ -226,3 +217,131 @@ async def take_undelivered(db: aiosqlite.Connection, conversation_id: int) -> li
         )
         if cursor.rowcount == 1:
             return [AgentMessage(**dict(row)) for row in rows]
+
+
+async def open_conversations(db: aiosqlite.Connection) -> list[ConversationRow]:
+    async with db.execute(
+        "SELECT * FROM conversations WHERE state = 'open' AND sid IS NOT NULL"
+    ) as cur:
+        return [_conversation(row) for row in await cur.fetchall()]
+
+
+async def advance_synced_index(db: aiosqlite.Connection, conversation_id: int, index: int) -> None:
+    await db.execute(
+        "UPDATE conversations SET synced_index = MAX(synced_index, ?) WHERE id = ?",
+        (index, conversation_id),
+    )
+
+
+# --- the outbox -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    identity: str
+    body: str
+    context: str | None
+    idempotency_key: str
+    state: str  # 'pending' | 'sent' | 'failed'
+    attempts: int
+    next_attempt_at: float
+    conversation_id: int | None
+    created_at: str
+    sent_at: str | None
+    last_error: str | None
+
+
+async def enqueue_message(
+    db: aiosqlite.Connection, identity: str, body: str, context: str | None
+) -> OutboxRow:
+    """Store a user message before it is posted."""
+    cursor = await db.execute(
+        "INSERT INTO outbox (identity, body, context, idempotency_key, state, created_at) "
+        "VALUES (?, ?, ?, ?, 'pending', ?)",
+        (identity, body, context, secrets.token_hex(12), _now()),
+    )
+    assert cursor.lastrowid is not None
+    return await outbox_row(db, cursor.lastrowid)
+
+
+async def outbox_row(db: aiosqlite.Connection, row_id: int) -> OutboxRow:
+    async with db.execute("SELECT * FROM outbox WHERE id = ?", (row_id,)) as cursor:
+        row = await cursor.fetchone()
+    if row is None:
+        raise LookupError(row_id)
+    return OutboxRow(**dict(row))
+
+
+async def pending_messages(
+    db: aiosqlite.Connection, identity: str | None = None
+) -> list[OutboxRow]:
+    """Pending user messages, oldest first (of one identity, or of all)."""
+    query = (
+        "SELECT * FROM outbox WHERE state = 'pending' AND (? IS NULL OR identity = ?) ORDER BY id"
+    )
+    args = (identity, identity)
+    async with db.execute(query, args) as cursor:
+        return [OutboxRow(**dict(row)) for row in await cursor.fetchall()]
+
+
+async def mark_sent(db: aiosqlite.Connection, row_id: int, conversation_id: int) -> None:
+    await db.execute(
+        "UPDATE outbox SET state = 'sent', sent_at = ?, conversation_id = ? WHERE id = ?",
+        (_now(), conversation_id, row_id),
+    )
+
+
+async def mark_attempt_failed(
+    db: aiosqlite.Connection, row_id: int, next_attempt_at: float, error: str, *, final: bool
+) -> None:
+    await db.execute(
+        "UPDATE outbox SET next_attempt_at = ?, last_error = ?, "
+        "state = CASE WHEN ? THEN 'failed' ELSE state END WHERE id = ?",
+        (next_attempt_at, error, final, row_id),
+    )
+
+
+async def outbox_depth(db: aiosqlite.Connection) -> int:
+    async with db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def advance_synced_index_from(
+    db: aiosqlite.Connection, conversation_id: int, expected: int, index: int
+) -> bool:
+    """Move the sync mark from ``expected`` to ``index``; False if it was not at ``expected``."""
+    cursor = await db.execute(
+        "UPDATE conversations SET synced_index = ? WHERE id = ? AND synced_index = ?",
+        (index, conversation_id, expected),
+    )
+    return cursor.rowcount == 1
+
+
+async def conversations_with_undelivered(
+    db: aiosqlite.Connection, identity: str
+) -> list[ConversationRow]:
+    """The identity's conversations holding agent messages not handed out, oldest first."""
+    async with db.execute(
+        "SELECT c.* FROM conversations c WHERE c.identity = ? AND EXISTS ("
+        " SELECT 1 FROM agent_messages m WHERE m.conversation_id = c.id"
+        " AND m.idx > c.delivered_index) ORDER BY c.generation",
+        (identity,),
+    ) as cursor:
+        return [_conversation(row) for row in await cursor.fetchall()]
+
+
+async def take_undelivered_for(db: aiosqlite.Connection, identity: str) -> list[AgentMessage]:
+    """Every agent message not handed out to ``identity`` yet, across its conversations
+    (a closed conversation's last replies first), advancing each delivery cursor."""
+    taken: list[AgentMessage] = []
+    for conversation in await conversations_with_undelivered(db, identity):
+        taken.extend(await take_undelivered(db, conversation.id))
+    return taken
+
+
+async def begin_attempt(db: aiosqlite.Connection, row_id: int) -> int:
+    """Count a delivery attempt before it starts; return how many came before it."""
+    await db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", (row_id,))
+    return (await outbox_row(db, row_id)).attempts - 1

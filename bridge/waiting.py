@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -14,25 +15,39 @@ log = logging.getLogger(__name__)
 
 
 class Notifier:
-    """One event per conversation, replaced each time it fires.
+    """One event per identity, replaced each time it fires.
 
     A waiter takes the event *before* checking the store, so a notification that lands
     between the check and the wait is never missed.
     """
 
     def __init__(self) -> None:
-        self._events: dict[int, asyncio.Event] = {}
+        self._events: dict[str, asyncio.Event] = {}
 
-    def event(self, conversation_id: int) -> asyncio.Event:
-        event = self._events.get(conversation_id)
+    def event(self, identity: str) -> asyncio.Event:
+        event = self._events.get(identity)
         if event is None:
-            event = self._events[conversation_id] = asyncio.Event()
+            event = self._events[identity] = asyncio.Event()
         return event
 
-    def notify(self, conversation_id: int) -> None:
-        event = self._events.pop(conversation_id, None)
+    def notify(self, identity: str) -> None:
+        event = self._events.pop(identity, None)
         if event is not None:
             event.set()
+
+
+class IdentityLocks:
+    """One lock per identity, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def __call__(self, identity: str) -> asyncio.Lock:
+        lock = self._locks.get(identity)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[identity] = lock
+        return lock
 
 
 class Poller:

@@ -83,13 +83,15 @@ def test_unknown_paths_and_methods(server: LiveServer) -> None:
     assert error_of(httpx.delete(f"{server.url}/replies/alice")) == (405, "method_not_allowed")
 
 
-def test_twilio_unreachable_is_503(make_server: ServerFactory) -> None:
+def test_twilio_unreachable_queues_the_message(make_server: ServerFactory) -> None:
     server = make_server(
         TWILIO_API_BASE_URL=f"http://127.0.0.1:{free_port()}/nothing", TWILIO_TIMEOUT_SECONDS="2"
     )
     response = httpx.post(f"{server.url}/send/alice", json={"msg": "hi"}, timeout=30)
-    assert error_of(response) == (503, "twilio_unavailable")
-    assert response.headers["Retry-After"] == "5"
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["status"] == "waiting"
+    assert "saved" in answer["note"] and "do not send it again" in answer["note"]
 
 
 def test_twilio_refusing_credentials_is_502(make_server: ServerFactory, tmp_path: Path) -> None:

@@ -29,8 +29,8 @@ async def send(client: httpx.AsyncClient, user: str, msg: str, **extra: str) -> 
     return body
 
 
-async def test_first_message_creates_one_conversation_participant_webhook_and_message(
-    client: httpx.AsyncClient, agent: Agent
+async def test_first_message_creates_one_conversation_participant_webhooks_and_message(
+    server: LiveServer, client: httpx.AsyncClient, agent: Agent
 ) -> None:
     answer = await send(client, "alice", "I need a human")
     assert answer["status"] == "waiting"
@@ -48,6 +48,13 @@ async def test_first_message_creates_one_conversation_participant_webhook_and_me
     assert len(studio) == 1
     assert studio[0].configuration["flow_sid"] == SANDBOX_FLOW_SID
     assert studio[0].configuration["filters"] == ["onMessageAdded"]
+    events = [w for w in webhooks if w.target == "webhook"]
+    assert len(events) == 1
+    assert events[0].configuration == {
+        "url": f"{server.url}/twilio/events",
+        "method": "post",
+        "filters": ["onMessageAdded", "onConversationStateUpdated", "onParticipantAdded"],
+    }
     assert agent.messages(sid) == [(identity, "I need a human")]
 
 
@@ -144,7 +151,8 @@ async def test_twenty_simultaneous_first_messages_make_one_conversation(
     bodies = sorted(body for _, body in agent.messages(sid))
     assert bodies == sorted(f"message {n}" for n in range(20))
     assert len(agent.conversations(sid).participants.list()) == 1
-    assert len(agent.conversations(sid).webhooks.list()) == 1
+    targets = sorted(w.target for w in agent.conversations(sid).webhooks.list())
+    assert targets == ["studio", "webhook"]
 
 
 async def test_agent_close_answers_closed_and_next_send_opens_a_new_conversation(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -106,6 +107,42 @@ async def create_conversation() -> tuple[Response, int]:
         timer_closed=_duration(form, "Timers.Closed", timedelta(minutes=10)),
     )
     return _created(resources.conversation(_account(), _base(), conv))
+
+
+@api.post("/ConversationWithParticipants")
+async def create_conversation_with_participants() -> tuple[Response, int]:
+    """A conversation and its participants in one call; all or nothing."""
+    account = _account()
+    form = await _form()
+    participants: list[dict[str, Any]] = []
+    for raw in form.getlist("Participant"):
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            raise invalid("Invalid Participant: each must be a JSON object") from None
+        if not isinstance(parsed, dict) or not parsed.get("identity"):
+            raise invalid("Invalid Participant: this sandbox supports chat participants (identity)")
+        participants.append(parsed)
+    identities = [str(p["identity"]) for p in participants]
+    if len(set(identities)) != len(identities):
+        raise EmulatorError(409, 50433, "Participant already exists")
+    conv = account.create_conversation(
+        friendly_name=form.get("FriendlyName"),
+        unique_name=form.get("UniqueName"),
+        attributes=form.get("Attributes"),
+        state=form.get("State"),
+        timer_inactive=_duration(form, "Timers.Inactive", timedelta(minutes=1)),
+        timer_closed=_duration(form, "Timers.Closed", timedelta(minutes=10)),
+    )
+    for participant in participants:
+        attributes = participant.get("attributes")
+        account.add_participant(
+            conv,
+            identity=str(participant["identity"]),
+            attributes=attributes if isinstance(attributes, str) else None,
+            webhooks_enabled=_webhooks_enabled(),
+        )
+    return _created(resources.conversation(account, _base(), conv))
 
 
 @api.get("/Conversations")

@@ -1,0 +1,145 @@
+"""Agent messages coming in: from Twilio's webhooks (push) or from reading the message list
+(polling, reconciling). Either way they are stored first, then waiters are woken."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+
+import aiosqlite
+
+from bridge import store
+from bridge.conversations import ConversationNotFound, ConversationsClient, TwilioUnavailable
+from bridge.waiting import Notifier
+
+log = logging.getLogger(__name__)
+
+
+class Inbox:
+    def __init__(
+        self, db: aiosqlite.Connection, twilio: ConversationsClient, notifier: Notifier
+    ) -> None:
+        self._db = db
+        self._twilio = twilio
+        self._notifier = notifier
+        self._reconciling: dict[int, asyncio.Task[None]] = {}
+        self._again: set[int] = set()
+
+    async def close(self) -> None:
+        tasks = list(self._reconciling.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # --- push -----------------------------------------------------------------------------
+
+    async def on_event(self, params: Mapping[str, str]) -> bool:
+        """Apply one (already authenticated) Twilio webhook; False if it is not ours."""
+        sid = params.get("ConversationSid", "")
+        row = await store.conversation_by_sid(self._db, sid) if sid else None
+        if row is None:
+            return False
+        event = params.get("EventType", "")
+        if event == "onMessageAdded":
+            await self._on_message(row, params)
+        elif event == "onConversationStateUpdated" and params.get("StateTo") == "closed":
+            await self.finish(row, read_last=True)
+        return True
+
+    async def _on_message(self, row: store.ConversationRow, params: Mapping[str, str]) -> None:
+        try:
+            index = int(params.get("Index", ""))
+        except ValueError:
+            return
+        message_sid = params.get("MessageSid", "")
+        author = params.get("Author") or "system"
+        if message_sid and author not in (row.identity, "system"):
+            message = store.AgentMessage(
+                message_sid, index, author, params.get("Body", ""), params.get("DateCreated", "")
+            )
+            if await store.record_agent_messages(self._db, row.id, [message], -1):
+                self._notifier.notify(row.identity)
+        # Every message, ours too, moves the sync mark along; a jump means some webhook
+        # never came (or is late), so read the list from the mark to catch up.
+        if index == row.synced_index + 1:
+            if not await store.advance_synced_index_from(self._db, row.id, row.synced_index, index):
+                self.schedule_reconcile(row.id)
+        elif index > row.synced_index + 1:
+            self.schedule_reconcile(row.id)
+
+    # --- pull -----------------------------------------------------------------------------
+
+    def schedule_reconcile(self, conversation_id: int) -> None:
+        """Read the conversation's messages in the background; calls coalesce."""
+        if conversation_id in self._reconciling:
+            self._again.add(conversation_id)
+            return
+        task = asyncio.get_running_loop().create_task(self._reconcile_loop(conversation_id))
+        self._reconciling[conversation_id] = task
+
+    async def _reconcile_loop(self, conversation_id: int) -> None:
+        try:
+            while True:
+                self._again.discard(conversation_id)
+                try:
+                    await self.reconcile(conversation_id)
+                except TwilioUnavailable:
+                    await asyncio.sleep(1.0)
+                    self._again.add(conversation_id)
+                except Exception:
+                    log.exception("reconcile of conversation %s failed", conversation_id)
+                if conversation_id not in self._again:
+                    return
+        finally:
+            self._reconciling.pop(conversation_id, None)
+
+    async def reconcile(self, conversation_id: int) -> None:
+        """Store any message after the sync mark that the webhooks did not bring."""
+        row = await store.conversation_by_id(self._db, conversation_id)
+        if row.sid is None:
+            return
+        try:
+            await self._read_new(row)
+        except ConversationNotFound:
+            await self.finish(row, read_last=False)
+
+    async def sync(self, conversation_id: int) -> None:
+        """The poll: new messages, then the conversation's state."""
+        row = await store.conversation_by_id(self._db, conversation_id)
+        if row.sid is None or row.state == "closed":
+            return
+        try:
+            await self._read_new(row)
+            info = await self._twilio.fetch_conversation(row.sid)
+        except ConversationNotFound:
+            await self.finish(row, read_last=False)
+            return
+        if info.state == "closed":
+            await self.finish(row, read_last=False)
+
+    async def _read_new(self, row: store.ConversationRow) -> None:
+        assert row.sid is not None
+        messages = await self._twilio.messages_after(row.sid, row.synced_index)
+        if not messages:
+            return
+        agent = [
+            store.AgentMessage(m.sid, m.index, m.author, m.body, m.date_created)
+            for m in messages
+            if m.author not in (row.identity, "system")
+        ]
+        if await store.record_agent_messages(self._db, row.id, agent, messages[-1].index):
+            self._notifier.notify(row.identity)
+
+    async def finish(self, row: store.ConversationRow, *, read_last: bool) -> None:
+        """Mark a conversation closed, reading its last messages first when asked."""
+        if read_last and row.sid:
+            try:
+                await self._read_new(await store.conversation_by_id(self._db, row.id))
+            except (ConversationNotFound, TwilioUnavailable) as exc:
+                log.info("could not read the last messages of %s: %s", row.sid, type(exc).__name__)
+        await store.mark_closed(self._db, row.id)
+        self._notifier.notify(row.identity)
