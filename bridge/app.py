@@ -20,6 +20,13 @@ from bridge.services import Services
 MAX_REQUEST_BYTES = 64 * 1024
 
 
+def begin_shutdown(app: Quart) -> None:
+    """Answer every request waiting for a reply now, before the server drains."""
+    wired: Services | None = app.extensions.get("bridge")
+    if wired is not None:
+        wired.handoff.begin_shutdown()
+
+
 def create_app(settings: Settings) -> Quart:
     app = Quart("bridge")
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from quart import Quart
+
 from bridge.app import create_app
 from bridge.config import Settings
 from bridge.sandbox.app import create_sandbox_app
@@ -71,9 +73,10 @@ class _LifespanRunner:
         return None
 
 
-def build_asgi_app(settings: Settings) -> ASGIApp:
+def build_asgi_app(settings: Settings) -> tuple[ASGIApp, Quart]:
+    """The app to serve, and the bridge's own Quart app within it."""
     bridge = create_app(settings)
     if not settings.sandbox:
-        return bridge
+        return bridge, bridge
     sandbox = create_sandbox_app(settings.twilio_account_sid, settings.twilio_auth_token)
-    return PathDispatcher(bridge, {SANDBOX_PREFIX: sandbox})
+    return PathDispatcher(bridge, {SANDBOX_PREFIX: sandbox}), bridge

@@ -107,6 +107,10 @@ class HandoffService:
         if self.push:
             self._tasks.append(loop.create_task(self._reconcile_periodically()))
 
+    def begin_shutdown(self) -> None:
+        """Wake every waiter: each answers ``waiting`` with what it has."""
+        self._closing.set()
+
     async def close(self) -> None:
         """Wake every waiter (they answer ``waiting``), finish the post in progress, stop."""
         self._closing.set()

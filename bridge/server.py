@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Awaitable, Callable
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
+from bridge.app import begin_shutdown
 from bridge.asgi import build_asgi_app
 from bridge.config import Settings
 
@@ -24,16 +26,30 @@ def hypercorn_config(settings: Settings) -> Config:
     return config
 
 
+async def _signalled() -> None:
+    received = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, received.set)
+    await received.wait()
+
+
 async def serve(
     settings: Settings, shutdown_trigger: Callable[[], Awaitable[None]] | None = None
 ) -> None:
-    """Serve until SIGINT/SIGTERM (or ``shutdown_trigger`` completes)."""
-    app = build_asgi_app(settings)
-    config = hypercorn_config(settings)
-    if shutdown_trigger is None:
-        await hypercorn_serve(app, config)
-    else:
-        await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)
+    """Serve until SIGINT/SIGTERM (or ``shutdown_trigger`` completes).
+
+    On the signal, requests waiting for a reply are answered ``waiting`` at once, then
+    Hypercorn finishes the requests in flight and the app shuts down.
+    """
+    app, bridge = build_asgi_app(settings)
+    trigger = shutdown_trigger or _signalled
+
+    async def shutdown() -> None:
+        await trigger()
+        begin_shutdown(bridge)
+
+    await hypercorn_serve(app, hypercorn_config(settings), shutdown_trigger=shutdown)
 
 
 def run(settings: Settings) -> None:

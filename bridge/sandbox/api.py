@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
@@ -13,6 +14,7 @@ from quart import Blueprint, Response, current_app, jsonify, request
 from werkzeug.datastructures import MultiDict
 
 from bridge.sandbox import resources
+from bridge.sandbox.faults import Faults, Stats
 from bridge.sandbox.state import Account, EmulatorError, invalid, parse_duration
 
 API_PREFIX = "/sandbox/twilio"
@@ -29,7 +31,6 @@ def _base() -> str:
     return f"{request.scheme}://{request.host}{request.root_path}{API_PREFIX}"
 
 
-@api.before_request
 async def authenticate() -> None:
     header = request.headers.get("Authorization", "")
     expected = (current_app.config["SANDBOX_ACCOUNT_SID"], current_app.config["SANDBOX_AUTH_TOKEN"])
@@ -41,6 +42,48 @@ async def authenticate() -> None:
         if hmac.compare_digest(user, expected[0]) and hmac.compare_digest(password, expected[1]):
             return
     raise EmulatorError(401, 20003, "Authenticate")
+
+
+@api.before_request
+async def before_call() -> None:
+    """Authenticate, count the call, then apply the configured faults."""
+    await authenticate()
+    stats: Stats = current_app.config["SANDBOX_STATS"]
+    faults: Faults = current_app.config["SANDBOX_FAULTS"]
+    operation = (request.endpoint or "unknown").rsplit(".", 1)[-1]
+    stats.calls[operation] += 1
+    if faults.latency_ms:
+        await asyncio.sleep(faults.latency_ms / 1000)
+    if Faults.chance(faults.rate_429):
+        raise EmulatorError(429, 20429, "Too Many Requests")
+    if Faults.chance(faults.rate_500):
+        raise EmulatorError(500, 20500, "Internal Server Error")
+
+
+@api.after_request
+async def after_call(response: Response) -> Response:
+    """A write that took effect but whose answer is lost: the caller cannot tell."""
+    faults: Faults = current_app.config["SANDBOX_FAULTS"]
+    write = request.method in ("POST", "DELETE") and response.status_code < 300
+    if write and Faults.chance(faults.rate_lost_response):
+        return twilio_error(500, 20500, "Internal Server Error")
+    return response
+
+
+def twilio_error(status: int, code: int, message: str) -> Response:
+    """An error as Twilio answers it: ``{code, message, more_info, status}``."""
+    response = jsonify(
+        {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        }
+    )
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
+    return response
 
 
 async def _form() -> MultiDict[str, str]:

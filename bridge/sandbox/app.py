@@ -9,7 +9,10 @@ import logging
 from quart import Quart, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from bridge.sandbox.api import API_PREFIX, api
+from bridge.sandbox.api import API_PREFIX, api, twilio_error
+from bridge.sandbox.console import console
+from bridge.sandbox.control import control
+from bridge.sandbox.faults import Faults, Stats
 from bridge.sandbox.state import Account, EmulatorError, now
 from bridge.sandbox.webhooks import WebhookDispatcher
 
@@ -18,23 +21,8 @@ log = logging.getLogger(__name__)
 _HTTP_CODES = {400: 20001, 401: 20003, 403: 20403, 404: 20404, 405: 20004, 413: 20413}
 
 
-def twilio_error(status: int, code: int, message: str) -> Response:
-    response = jsonify(
-        {
-            "code": code,
-            "message": message,
-            "more_info": f"https://www.twilio.com/docs/errors/{code}",
-            "status": status,
-        }
-    )
-    response.status_code = status
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
-    return response
-
-
 def create_sandbox_app(account_sid: str, auth_token: str) -> Quart:
-    """The emulator (and, later, the agent console) as an ASGI app of its own."""
+    """The emulator, its controls and the agent console, as an ASGI app of its own."""
     app = Quart(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.config.update(
@@ -42,13 +30,19 @@ def create_sandbox_app(account_sid: str, auth_token: str) -> Quart:
         SANDBOX_AUTH_TOKEN=auth_token,
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
+    app.config["SANDBOX_FAULTS"] = Faults()
+    app.config["SANDBOX_STATS"] = Stats.empty()
     app.register_blueprint(api)
+    app.register_blueprint(control)
+    app.register_blueprint(console)
 
     @app.before_serving
     async def start() -> None:
         # Created here, inside the running loop, so its asyncio primitives belong to it.
         account = Account(account_sid)
-        dispatcher = WebhookDispatcher(account, auth_token)
+        dispatcher = WebhookDispatcher(
+            account, auth_token, app.config["SANDBOX_FAULTS"], app.config["SANDBOX_STATS"]
+        )
         await dispatcher.start()
         app.config["SANDBOX_ACCOUNT"] = account
         app.config["SANDBOX_WEBHOOKS"] = dispatcher
@@ -69,7 +63,7 @@ def create_sandbox_app(account_sid: str, auth_token: str) -> Quart:
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
         status = error.code or 500
-        if request.path.startswith(API_PREFIX):
+        if request.path.startswith((API_PREFIX, "/sandbox/control")):
             message = (
                 f"The requested resource {request.path.removeprefix(API_PREFIX)} was not found"
                 if status == 404

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 import aiohttp
 from twilio.request_validator import RequestValidator
 
+from bridge.sandbox.faults import Faults, Stats
 from bridge.sandbox.state import Account, Event
 
 log = logging.getLogger(__name__)
@@ -25,13 +26,13 @@ class WebhookDispatcher:
     SDK actions (the agent console, like the Flex UI) always do.
     """
 
-    def __init__(self, account: Account, auth_token: str) -> None:
+    def __init__(self, account: Account, auth_token: str, faults: Faults, stats: Stats) -> None:
         self._account = account
+        self._faults = faults
+        self._stats = stats
         self._validator = RequestValidator(auth_token)
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self.delivered = 0
-        self.failed = 0
         account.subscribe(self.on_event)
 
     async def start(self) -> None:
@@ -66,9 +67,16 @@ class WebhookDispatcher:
                 self._spawn(hook.url, hook.method, dict(event.params))
 
     def _spawn(self, url: str, method: str, params: dict[str, str]) -> None:
-        task = asyncio.get_running_loop().create_task(self._deliver(url, method, params))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        if Faults.chance(self._faults.drop_webhooks):
+            self._stats.webhooks["dropped"] += 1
+            return
+        copies = 2 if Faults.chance(self._faults.duplicate_webhooks) else 1
+        if copies == 2:
+            self._stats.webhooks["duplicated"] += 1
+        for _ in range(copies):
+            task = asyncio.get_running_loop().create_task(self._deliver(url, method, params))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, url: str, method: str, params: dict[str, str]) -> None:
         if self._session is None:
@@ -88,13 +96,13 @@ class WebhookDispatcher:
                 async with self._session.post(url, data=params, headers=headers) as response:
                     status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
-            self.failed += 1
+            self._stats.webhooks["failed"] += 1
             log.warning(
                 "webhook delivery failed: %s %s", params.get("EventType"), type(exc).__name__
             )
             return
         if 200 <= status < 300:
-            self.delivered += 1
+            self._stats.webhooks["delivered"] += 1
         else:
-            self.failed += 1
+            self._stats.webhooks["failed"] += 1
             log.warning("webhook answered %s for %s", status, params.get("EventType"))

@@ -1,0 +1,51 @@
+"""Run the sandbox alone: ``python -m bridge.sandbox --port 5003``.
+
+Serves the Conversations emulator and the agent console at the same paths as when
+embedded (``/sandbox/twilio/v1/...``, ``/sandbox/``), accepting the credentials in
+TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (the documented sandbox ones when unset).
+A bridge uses it as it would use Twilio: TWILIO_API_BASE_URL=http://HOST:PORT/sandbox/twilio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from dotenv import load_dotenv
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+
+from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
+from bridge.sandbox.app import create_sandbox_app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bridge.sandbox", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5003)
+    args = parser.parse_args(argv)
+    load_dotenv()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    account_sid = os.environ.get("TWILIO_ACCOUNT_SID") or SANDBOX_ACCOUNT_SID
+    auth_token = os.environ.get("TWILIO_AUTH_TOKEN") or SANDBOX_AUTH_TOKEN
+    config = Config()
+    config.bind = [f"{args.host}:{args.port}"]
+    config.accesslog = None
+    config.graceful_timeout = 2
+    base = f"http://{args.host}:{args.port}"
+    print(
+        f"Twilio sandbox on {base}/sandbox/twilio/v1 (account {account_sid}); "
+        f"console {base}/sandbox/",
+        flush=True,
+    )
+    asyncio.run(serve(create_sandbox_app(account_sid, auth_token), config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

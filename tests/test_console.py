@@ -1,0 +1,446 @@
+"""The sandbox's agent console: its JSON API, and the page in a real headless Chromium.
+
+The browser tests need Chromium at /usr/bin/chromium (``sudo apt-get install chromium``).
+Without it they are skipped, except under CI (``CI`` set), where they fail instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
+from twilio.request_validator import RequestValidator
+
+from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FLOW_SID
+from tests.conftest import LiveServer, ServerFactory, free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+CONSOLE_API = "/sandbox/console"
+TWILIO_AUTH = (SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
+
+
+def require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    message = (
+        f"Chromium is not installed at {CHROMIUM}; the agent console's browser tests need it. "
+        "Install it with `sudo apt-get install chromium`."
+    )
+    if "CI" in os.environ:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+async def browser(make_server: ServerFactory) -> AsyncIterator[Browser]:
+    # Depends on make_server so the browser closes (ending its event streams) before the
+    # servers stop.
+    require_chromium()
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def open_console(
+    browser: Browser, server: LiveServer, viewport: dict[str, int], errors: list[str] | None = None
+) -> Page:
+    """The console, live. Script errors and console errors (such as CSP violations) are
+    collected in ``errors`` when it is given."""
+    page = await browser.new_page(viewport=viewport)  # type: ignore[arg-type]
+    if errors is not None:
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    await page.goto(f"{server.url}/sandbox/")
+    await expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+    return page
+
+
+async def send(client: httpx.AsyncClient, user: str, msg: str, **extra: str) -> dict[str, Any]:
+    response = await client.post(f"/send/{user}", json={"msg": msg, **extra})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def sandbox_bodies(client: httpx.AsyncClient) -> list[str]:
+    """Every message body in the emulator, read through its Twilio REST API."""
+    listed = await client.get("/sandbox/twilio/v1/Conversations", auth=TWILIO_AUTH)
+    bodies: list[str] = []
+    for conversation in listed.json()["conversations"]:
+        messages = await client.get(conversation["links"]["messages"], auth=TWILIO_AUTH)
+        bodies += [m["body"] for m in messages.json()["messages"]]
+    return bodies
+
+
+async def until_stored(client: httpx.AsyncClient, body: str, within: float = 10.0) -> float:
+    """Wait until the emulator holds a message with ``body``; when it was first seen."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if body in await sandbox_bodies(client):
+            return time.monotonic()
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{body!r} never reached the emulator")
+
+
+async def route_directly(client: httpx.AsyncClient, body: str) -> str:
+    """A conversation routed to the agents, made through the emulator's REST API alone."""
+    api = "/sandbox/twilio/v1/Conversations"
+    created = await client.post(api, data={"FriendlyName": "direct"}, auth=TWILIO_AUTH)
+    sid: str = created.json()["sid"]
+    identity = "ab" * 32
+    steps = [
+        ("Participants", {"Identity": identity}),
+        ("Webhooks", {"Target": "studio", "Configuration.FlowSid": SANDBOX_FLOW_SID}),
+        ("Messages", {"Author": identity, "Body": body}),
+    ]
+    for resource, data in steps:
+        response = await client.post(
+            f"{api}/{sid}/{resource}",
+            data=data,
+            auth=TWILIO_AUTH,
+            headers={"X-Twilio-Webhook-Enabled": "true"},
+        )
+        assert response.status_code == 201, response.text
+    return sid
+
+
+async def queue(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    response = await client.get(f"{CONSOLE_API}/queue")
+    assert response.status_code == 200
+    conversations: list[dict[str, Any]] = response.json()["conversations"]
+    return conversations
+
+
+# --- in the browser --------------------------------------------------------------------------
+
+
+async def test_agent_accepts_replies_and_ends_a_chat_in_the_console(
+    make_server: ServerFactory, browser: Browser
+) -> None:
+    server = make_server(REPLY_WAIT_SECONDS="20")
+    errors: list[str] = []
+    page = await open_console(browser, server, DESKTOP, errors)
+    await expect(page.locator("#queue-empty")).to_be_visible()
+
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        waiting = asyncio.ensure_future(
+            send(
+                client,
+                "alice",
+                "My kettle arrived broken. Can a person help?",
+                context="Order 1234, a kettle delivered on Monday; the user wants a refund.",
+            )
+        )
+        stored = await until_stored(client, "My kettle arrived broken. Can a person help?")
+        first = page.locator(".queue-item").filter(has_text="My kettle arrived broken")
+        await expect(first).to_be_visible(timeout=1_000)
+        assert time.monotonic() - stored < 1.0
+        [routed] = await queue(client)
+        user = routed["user"]
+        item = page.locator(f'.queue-item[data-sid="{routed["sid"]}"]')
+        await expect(item).to_contain_text("waiting for an agent")
+        assert len(user) == 8
+        await expect(item).to_contain_text(f"User {user}")
+        await expect(item.locator(".queue-meta")).to_contain_text("Waiting")
+
+        await item.click()
+        context = page.locator('#transcript .message[data-role="context"]')
+        await expect(context.locator(".message-author")).to_have_text("Context from the assistant")
+        await expect(context.locator(".message-body")).to_have_text(
+            "Order 1234, a kettle delivered on Monday; the user wants a refund."
+        )
+        user_message = page.locator('#transcript .message[data-role="user"]')
+        await expect(user_message.locator(".message-author")).to_have_text(f"User {user}")
+        await expect(user_message.locator("time")).to_have_attribute("datetime", re.compile(r"Z$"))
+        await expect(page.locator("#reply")).to_be_disabled()
+
+        await page.locator("#agent-name").fill("agent.sam")
+        await page.get_by_role("button", name="Accept").click()
+        await expect(page.locator("#chat-status")).to_have_text("with agent.sam")
+        await expect(item).to_contain_text("with an agent")
+        await expect(page.locator("#reply")).to_be_focused()
+
+        await page.locator("#reply").fill("Hi, I'm Sam. Sorry about the kettle!")
+        await page.locator("#reply").press("Shift+Enter")
+        await page.locator("#reply").press_sequentially("A refund is on its way.")
+        await page.locator("#reply").press("Enter")
+        reply = "Hi, I'm Sam. Sorry about the kettle!\nA refund is on its way."
+        answer = await asyncio.wait_for(waiting, timeout=10)
+        assert answer["status"] == "answered"
+        assert [r["body"] for r in answer["replies"]] == [reply]
+        agent_message = page.locator('#transcript .message[data-role="agent"]')
+        await expect(agent_message.locator(".message-author")).to_have_text("agent.sam")
+        await expect(agent_message.locator(".message-body")).to_have_text(reply)
+        await expect(page.locator("#reply")).to_have_value("")
+
+        await page.get_by_role("button", name="End chat").click()
+        await expect(page.locator("#chat-status")).to_have_text("closed")
+        await expect(item).to_contain_text("closed")
+        await expect(page.locator("#reply")).to_be_disabled()
+        closed = (await client.get("/replies/alice")).json()
+        assert closed["status"] == "closed"
+
+        # The agent name is remembered across visits.
+        await page.reload()
+        await expect(page.locator("#agent-name")).to_have_value("agent.sam")
+    assert errors == []
+
+
+async def test_message_text_is_shown_literally_never_run(
+    make_server: ServerFactory, browser: Browser
+) -> None:
+    server = make_server()
+    errors: list[str] = []
+    page = await open_console(browser, server, DESKTOP, errors)
+    dialogs: list[str] = []
+    dismissing: list[asyncio.Future[None]] = []
+
+    def on_dialog(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dismissing.append(asyncio.ensure_future(dialog.dismiss()))
+
+    page.on("dialog", on_dialog)
+    image = "<img src=x onerror=alert(1)>"
+    script = "<script>alert(2)</script>"
+    context = '<b onmouseover="alert(3)">bold</b> & friends'
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        await send(client, "mallory", image, context=context)
+        await send(client, "mallory", script)
+
+    item = page.locator(".queue-item")
+    await expect(item.locator(".queue-latest-body")).to_have_text(script)
+    await item.click()
+    bodies = page.locator("#transcript .message-body")
+    await expect(bodies).to_have_text([context, image, script])
+    await page.locator('#transcript .message[data-role="context"]').hover()
+    await page.wait_for_timeout(300)  # give any injected handler its chance to fire
+    assert await page.locator("#transcript img, #transcript script, #transcript b").count() == 0
+    assert await page.locator("#queue-list img, #queue-list script").count() == 0
+    assert dialogs == []
+    assert errors == []
+
+
+async def test_new_message_appears_in_an_open_page_within_a_second(
+    make_server: ServerFactory, browser: Browser
+) -> None:
+    server = make_server()
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        await send(client, "nora", "first message")
+        page = await open_console(browser, server, DESKTOP)
+        await page.locator(".queue-item").click()
+        await expect(page.locator("#transcript .message")).to_have_count(1)
+
+        waiting = asyncio.ensure_future(send(client, "nora", "second message"))
+        stored = await until_stored(client, "second message")
+        await page.locator("#transcript .message-body").filter(has_text="second message").wait_for()
+        elapsed = time.monotonic() - stored
+        await expect(page.locator(".queue-latest-body")).to_have_text("second message")
+        await waiting
+    assert elapsed < 1.0, f"the new message took {elapsed:.2f}s to appear"
+
+
+async def test_phone_sized_console_works_from_the_keyboard(
+    make_server: ServerFactory, browser: Browser
+) -> None:
+    server = make_server()
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        await send(client, "olivia", "Can I change my delivery address?")
+    page = await open_console(browser, server, PHONE)
+    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    await expect(page.locator(".chat-pane")).to_be_hidden()
+
+    # Tab from the agent name to the first conversation in the queue, and open it.
+    await page.locator("#agent-name").focus()
+    await page.keyboard.press("Tab")
+    await expect(page.locator(".queue-item")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator(".queue-pane")).to_be_hidden()
+    await expect(page.locator("#chat-title")).to_be_focused()
+    await expect(page.locator("#transcript .message-body")).to_have_text(
+        ["Can I change my delivery address?"]
+    )
+
+    # From the heading, Accept is next and the way back is just before it.
+    await page.keyboard.press("Shift+Tab")
+    await expect(page.locator("#back")).to_be_focused()
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Accept")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#reply")).to_be_focused()
+    await page.keyboard.type("Yes, which address should we use?")
+    await page.keyboard.press("Enter")
+    await expect(
+        page.locator('#transcript .message[data-role="agent"] .message-body')
+    ).to_have_text("Yes, which address should we use?")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+    await page.locator("#back").click()
+    await expect(page.locator(".queue-pane")).to_be_visible()
+    await expect(page.locator(".queue-item")).to_be_focused()
+
+
+# --- the console's HTTP API ------------------------------------------------------------------
+
+
+async def test_page_is_served_with_a_strict_content_security_policy(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get("/sandbox/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "<script>" not in page.text  # scripts come from files, never inline
+    script = await client.get("/sandbox/console/static/console.js")
+    assert script.status_code == 200
+    assert script.headers["x-content-type-options"] == "nosniff"
+    assert "innerHTML" not in script.text
+    assert (await client.get("/sandbox", follow_redirects=True)).url.path == "/sandbox/"
+
+
+async def test_console_errors_are_json(client: httpx.AsyncClient) -> None:
+    async def post(path: str, body: object) -> httpx.Response:
+        return await client.post(f"{CONSOLE_API}/conversations/{path}", json=body)
+
+    missing = await post("CH" + "0" * 32 + "/accept", {"agent": "agent.alex"})
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+
+    await send(client, "pete", "hello")
+    sid = (await queue(client))[0]["sid"]
+    not_json = await client.post(f"{CONSOLE_API}/conversations/{sid}/accept", data={"a": "b"})
+    assert not_json.status_code == 415
+    not_accepted = await post(f"{sid}/reply", {"agent": "agent.alex", "body": "hi"})
+    assert not_accepted.status_code == 409
+    assert not_accepted.json()["error"]["code"] == "not_accepted"
+    bad_name = await post(f"{sid}/accept", {"agent": "<b>"})
+    assert bad_name.status_code == 400
+    assert (await post(f"{sid}/accept", {"agent": "agent.alex"})).status_code == 200
+    taken = await post(f"{sid}/accept", {"agent": "agent.kim"})
+    assert taken.status_code == 409
+    assert taken.json()["error"]["code"] == "already_assigned"
+
+    empty = await post(f"{sid}/reply", {"agent": "agent.alex", "body": "   "})
+    assert empty.status_code == 400
+    assert empty.json()["error"] == {
+        "code": "empty_reply",
+        "message": "Write a reply before sending it.",
+    }
+    too_long = await post(f"{sid}/reply", {"agent": "agent.alex", "body": "x" * 1601})
+    assert too_long.status_code == 400
+
+    assert (await post(f"{sid}/end", {})).status_code == 200
+    for action, body in [("end", {}), ("reply", {"agent": "agent.alex", "body": "late"})]:
+        closed = await post(f"{sid}/{action}", body)
+        assert closed.status_code == 409
+        assert closed.json()["error"]["code"] == "conversation_closed"
+
+
+async def test_console_actions_fire_signed_sdk_webhooks(
+    server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    """Like the Flex UI: console actions are SDK events, sent without any opt-in header."""
+    received: list[dict[str, str]] = []
+    signed: list[bool] = []
+    all_in = asyncio.Event()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/events"
+    validator = RequestValidator(SANDBOX_AUTH_TOKEN)
+
+    async def hook(request: web.Request) -> web.Response:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        signature = request.headers.get("X-Twilio-Signature", "")
+        signed.append(bool(validator.validate(url, form, signature)))
+        received.append(form)
+        if len(received) >= 3:
+            all_in.set()
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/events", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        await send(client, "quinn", "hello")
+        sid = (await queue(client))[0]["sid"]
+        created = await client.post(
+            f"/sandbox/twilio/v1/Conversations/{sid}/Webhooks",
+            data={"Target": "webhook", "Configuration.Url": url},
+            auth=TWILIO_AUTH,
+        )
+        assert created.status_code == 201, created.text
+
+        for action, body in [
+            ("accept", {"agent": "agent.alex"}),
+            ("reply", {"agent": "agent.alex", "body": "Hello Quinn"}),
+            ("end", {}),
+        ]:
+            response = await client.post(f"{CONSOLE_API}/conversations/{sid}/{action}", json=body)
+            assert response.status_code in (200, 201), response.text
+        await asyncio.wait_for(all_in.wait(), timeout=5)
+        await asyncio.sleep(0.2)  # and nothing more arrives
+    finally:
+        await runner.cleanup()
+
+    assert len(received) == 3 and all(signed), received
+    by_type = {event["EventType"]: event for event in received}
+    assert sorted(by_type) == ["onConversationStateUpdated", "onMessageAdded", "onParticipantAdded"]
+    assert all(event["Source"] == "SDK" for event in received)
+    assert by_type["onParticipantAdded"]["Identity"] == "agent.alex"
+    assert by_type["onMessageAdded"]["Body"] == "Hello Quinn"
+    assert by_type["onMessageAdded"]["ClientIdentity"] == "agent.alex"
+    assert by_type["onConversationStateUpdated"]["StateTo"] == "closed"
+
+
+async def test_event_stream_sends_the_queue_and_ends_by_itself(
+    make_server: ServerFactory,
+) -> None:
+    server = make_server(REPLY_WAIT_SECONDS="20")  # a long grace period on shutdown
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        await route_directly(client, "hello")
+        events: list[dict[str, Any]] = []
+        async with client.stream("GET", f"{CONSOLE_API}/events") as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            async for line in stream.aiter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line.removeprefix("data: ")))
+                    break
+        assert events[0]["conversations"][0]["latest"]["body"] == "hello"
+
+        # An open stream must not hold the server up when it stops.
+        stream_task = asyncio.ensure_future(client.get(f"{CONSOLE_API}/events", timeout=30))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        await asyncio.to_thread(server.stop)
+        stopped = time.monotonic() - started
+        finished = await stream_task
+    assert finished.status_code == 200
+    # Hypercorn would wait up to 25 s here (reply wait + 5) for a stream that never ends.
+    assert stopped < 8.0, f"stopping took {stopped:.1f}s"
