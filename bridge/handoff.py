@@ -223,7 +223,10 @@ class HandoffService:
                 await asyncio.sleep(min(2.0 * attempt, 10.0))
 
     async def _reconcile_periodically(self) -> None:
+        """Now and then, read the conversations someone waits on (in case a webhook went
+        missing) and any holding replies behind a gap."""
         while True:
             await asyncio.sleep(self._reconcile_interval)
-            for conversation_id in list(self._waited_on):
+            gaps = await store.conversations_with_gaps(self._db)
+            for conversation_id in {*self._waited_on, *gaps}:
                 self.inbox.schedule_reconcile(conversation_id)

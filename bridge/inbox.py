@@ -57,16 +57,20 @@ class Inbox:
             return
         message_sid = params.get("MessageSid", "")
         author = params.get("Author") or "system"
+        added = 0
         if message_sid and author not in (row.identity, "system"):
             message = store.AgentMessage(
                 message_sid, index, author, params.get("Body", ""), params.get("DateCreated", "")
             )
-            if await store.record_agent_messages(self._db, row.id, [message], -1):
-                self._notifier.notify(row.identity)
+            added = await store.record_agent_messages(self._db, row.id, [message], -1)
         # Every message, ours too, moves the sync mark along; a jump means some webhook
-        # never came (or is late), so read the list from the mark to catch up.
+        # never came (or is late), so read the list from the mark to catch up. Replies are
+        # handed out only up to the mark, so the waiters are woken once it has moved.
         if index == row.synced_index + 1:
-            if not await store.advance_synced_index_from(self._db, row.id, row.synced_index, index):
+            if await store.advance_synced_index_from(self._db, row.id, row.synced_index, index):
+                if added:
+                    self._notifier.notify(row.identity)
+            else:
                 self.schedule_reconcile(row.id)
         elif index > row.synced_index + 1:
             self.schedule_reconcile(row.id)

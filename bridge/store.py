@@ -137,19 +137,21 @@ async def claim_conversation(db: aiosqlite.Connection, identity: str) -> Convers
     A new row starts in state ``opening``; the partial unique index guarantees that of any
     number of simultaneous claims, exactly one inserts and the rest see its row.
     """
-    with contextlib.suppress(sqlite3.IntegrityError):  # one not closed exists already
-        await db.execute(
-            "INSERT INTO conversations (identity, generation, state, created_at) "
-            "SELECT ?, COALESCE(MAX(generation), 0) + 1, 'opening', ? "
-            "FROM conversations WHERE identity = ?",
-            (identity, _now(), identity),
-        )
-    async with db.execute(
-        "SELECT * FROM conversations WHERE identity = ? AND state != 'closed'", (identity,)
-    ) as cursor:
-        row = await cursor.fetchone()
-    assert row is not None, "a current conversation must exist after a claim"
-    return _conversation(row)
+    while True:
+        with contextlib.suppress(sqlite3.IntegrityError):  # one not closed exists already
+            await db.execute(
+                "INSERT INTO conversations (identity, generation, state, created_at) "
+                "SELECT ?, COALESCE(MAX(generation), 0) + 1, 'opening', ? "
+                "FROM conversations WHERE identity = ?",
+                (identity, _now(), identity),
+            )
+        async with db.execute(
+            "SELECT * FROM conversations WHERE identity = ? AND state != 'closed'", (identity,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is not None:
+            return _conversation(row)
+        # The one that blocked the insert was closed in between: claim again.
 
 
 async def mark_open(db: aiosqlite.Connection, conversation_id: int, sid: str) -> None:
@@ -203,10 +205,12 @@ async def take_undelivered(db: aiosqlite.Connection, conversation_id: int) -> li
     """
     while True:
         conv = await conversation_by_id(db, conversation_id)
+        # Only up to the sync mark: every message below it is known, so no earlier reply
+        # can turn up after a later one was handed out and the cursor moved past it.
         async with db.execute(
             "SELECT message_sid, idx, author, body, sent_at FROM agent_messages "
-            "WHERE conversation_id = ? AND idx > ? ORDER BY idx",
-            (conversation_id, conv.delivered_index),
+            "WHERE conversation_id = ? AND idx > ? AND idx <= ? ORDER BY idx",
+            (conversation_id, conv.delivered_index, conv.synced_index),
         ) as cursor:
             rows = list(await cursor.fetchall())
         if not rows:
@@ -326,10 +330,20 @@ async def conversations_with_undelivered(
     async with db.execute(
         "SELECT c.* FROM conversations c WHERE c.identity = ? AND EXISTS ("
         " SELECT 1 FROM agent_messages m WHERE m.conversation_id = c.id"
-        " AND m.idx > c.delivered_index) ORDER BY c.generation",
+        " AND m.idx > c.delivered_index AND m.idx <= c.synced_index) ORDER BY c.generation",
         (identity,),
     ) as cursor:
         return [_conversation(row) for row in await cursor.fetchall()]
+
+
+async def conversations_with_gaps(db: aiosqlite.Connection) -> list[int]:
+    """Conversations holding agent messages above the sync mark: some message below them
+    has not been seen yet, so they cannot be handed out until a reconcile fills the gap."""
+    async with db.execute(
+        "SELECT DISTINCT c.id FROM conversations c JOIN agent_messages m"
+        " ON m.conversation_id = c.id WHERE m.idx > c.synced_index"
+    ) as cursor:
+        return [int(row[0]) for row in await cursor.fetchall()]
 
 
 async def take_undelivered_for(db: aiosqlite.Connection, identity: str) -> list[AgentMessage]:

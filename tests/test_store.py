@@ -72,3 +72,16 @@ async def test_concurrent_takes_never_share_a_message(db: aiosqlite.Connection) 
 async def test_generated_setting_is_kept(db: aiosqlite.Connection) -> None:
     assert await store.get_or_create_setting(db, "k", "first") == "first"
     assert await store.get_or_create_setting(db, "k", "second") == "first"
+
+
+async def test_replies_behind_a_gap_wait_for_it(db: aiosqlite.Connection) -> None:
+    """A reply seen before an earlier one (a webhook lost or late) is held back until the
+    gap is filled, so the cursor never moves past a reply that was not handed out."""
+    conv = await store.claim_conversation(db, "who")
+    await store.record_agent_messages(db, conv.id, [message(0)], 0)
+    await store.record_agent_messages(db, conv.id, [message(3)], -1)  # 1 and 2 unseen
+    assert [m.idx for m in await store.take_undelivered(db, conv.id)] == [0]
+    assert await store.conversations_with_gaps(db) == [conv.id]
+    await store.record_agent_messages(db, conv.id, [message(1)], 3)  # 2 was the user's
+    assert [m.idx for m in await store.take_undelivered(db, conv.id)] == [1, 3]
+    assert await store.conversations_with_gaps(db) == []
