@@ -24,6 +24,7 @@ def banner(settings: Settings) -> str:
         lines += [
             "",
             "Sandbox mode: Twilio is emulated locally, nothing leaves this machine.",
+            f"  agent console     {url}/sandbox/   <- answer as the Flex agent here",
             f"  Twilio API        {settings.local_url}/sandbox/twilio/v1",
             f"  account SID       {settings.twilio_account_sid}",
             f"  auth token        {settings.twilio_auth_token}",

@@ -16,14 +16,23 @@ from bridge.waiting import Notifier
 
 log = logging.getLogger(__name__)
 
+MAX_BACKOFF_SECONDS = 15.0
+
 
 class Inbox:
     def __init__(
-        self, db: aiosqlite.Connection, twilio: ConversationsClient, notifier: Notifier
+        self,
+        db: aiosqlite.Connection,
+        twilio: ConversationsClient,
+        notifier: Notifier,
+        max_reads_in_flight: int = 8,
     ) -> None:
         self._db = db
         self._twilio = twilio
         self._notifier = notifier
+        # Shared by reconciles and polls: however many conversations need reading at
+        # once, at most this many list calls are in flight.
+        self._reads = asyncio.Semaphore(max_reads_in_flight)
         self._reconciling: dict[int, asyncio.Task[None]] = {}
         self._again: set[int] = set()
 
@@ -86,13 +95,15 @@ class Inbox:
         self._reconciling[conversation_id] = task
 
     async def _reconcile_loop(self, conversation_id: int) -> None:
+        delay = 0.5
         try:
             while True:
                 self._again.discard(conversation_id)
                 try:
                     await self.reconcile(conversation_id)
                 except TwilioUnavailable:
-                    await asyncio.sleep(1.0)
+                    delay = min(delay * 2, MAX_BACKOFF_SECONDS)
+                    await asyncio.sleep(delay)
                     self._again.add(conversation_id)
                 except Exception:
                     log.exception("reconcile of conversation %s failed", conversation_id)
@@ -118,7 +129,8 @@ class Inbox:
             return
         try:
             await self._read_new(row)
-            info = await self._twilio.fetch_conversation(row.sid)
+            async with self._reads:
+                info = await self._twilio.fetch_conversation(row.sid)
         except ConversationNotFound:
             await self.finish(row, read_last=False)
             return
@@ -127,7 +139,8 @@ class Inbox:
 
     async def _read_new(self, row: store.ConversationRow) -> None:
         assert row.sid is not None
-        messages = await self._twilio.messages_after(row.sid, row.synced_index)
+        async with self._reads:
+            messages = await self._twilio.messages_after(row.sid, row.synced_index)
         if not messages:
             return
         agent = [

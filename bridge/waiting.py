@@ -52,20 +52,18 @@ class IdentityLocks:
 
 class Poller:
     """Polls Twilio for conversations that have someone waiting: one task per conversation,
-    shared by every request waiting on it, with a cap on Twilio calls in flight and
-    exponential backoff while Twilio is unavailable."""
+    shared by every request waiting on it, with exponential backoff while Twilio is
+    unavailable. (``sync`` caps the Twilio calls in flight.)"""
 
     def __init__(
         self,
         sync: Callable[[int], Awaitable[None]],
         interval: float,
-        max_in_flight: int = 8,
         max_backoff: float = 15.0,
     ) -> None:
         self._sync = sync
         self._interval = interval
         self._max_backoff = max_backoff
-        self._limit = asyncio.Semaphore(max_in_flight)
         self._watchers: Counter[int] = Counter()
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
@@ -91,8 +89,7 @@ class Poller:
         try:
             while self._watchers.get(conversation_id, 0) > 0:
                 try:
-                    async with self._limit:
-                        await self._sync(conversation_id)
+                    await self._sync(conversation_id)
                     delay = self._interval
                 except TwilioUnavailable:
                     delay = min(delay * 2, self._max_backoff)
