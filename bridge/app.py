@@ -7,12 +7,15 @@ import secrets
 from quart import Quart
 
 from bridge import store
+from bridge.auth.server import AuthorizationServer
 from bridge.config import Settings
 from bridge.conversations import ConversationsClient
 from bridge.errors import register_error_handlers
 from bridge.handoff import HandoffService
+from bridge.ratelimit import RateLimiter
 from bridge.routes.assistant import assistant
 from bridge.routes.handoff import handoff
+from bridge.routes.oauth import oauth_routes
 from bridge.routes.twilio_events import twilio_events
 from bridge.services import Services
 
@@ -35,6 +38,8 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(handoff)
     app.register_blueprint(assistant)
     app.register_blueprint(twilio_events)
+    if settings.auth.mode == "oauth":
+        app.register_blueprint(oauth_routes)
 
     @app.before_serving
     async def start() -> None:
@@ -59,7 +64,20 @@ def create_app(settings: Settings) -> Quart:
             reconcile_interval_seconds=settings.reconcile_interval_seconds,
         )
         await handoff_service.start()
-        app.extensions["bridge"] = Services(settings, db, twilio, handoff_service, secret)
+        oauth = (
+            AuthorizationServer(db, settings.auth, settings.public_url)
+            if settings.auth.mode == "oauth"
+            else None
+        )
+        app.extensions["bridge"] = Services(
+            settings,
+            db,
+            twilio,
+            handoff_service,
+            secret,
+            rate_limiter=RateLimiter(settings.auth.rate_limit_per_minute),
+            oauth=oauth,
+        )
 
     @app.after_serving
     async def stop() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -19,8 +20,42 @@ MAX_REPLY_WAIT_SECONDS = 40.0
 _SID = re.compile(r"^{prefix}[0-9a-fA-F]{{32}}$")
 
 
+#: The sandbox's development OpenID Connect provider and its client (local only).
+SANDBOX_IDP_CLIENT_ID = "flex-bridge-dev"
+SANDBOX_IDP_CLIENT_SECRET = "flex-bridge-dev-secret"  # noqa: S105 - documented, local-only
+#: The OAuth client a GPT uses against the sandbox bridge (local only).
+SANDBOX_OAUTH_CLIENT_ID = "gpt-dev"
+SANDBOX_OAUTH_CLIENT_SECRET = "gpt-dev-secret"  # noqa: S105 - documented, local-only
+
+#: Where ChatGPT sends users back after signing in; only the GPT id varies.
+DEFAULT_REDIRECT_URIS = (
+    "https://chatgpt.com/aip/g-{id}/oauth/callback",
+    "https://chat.openai.com/aip/g-{id}/oauth/callback",
+)
+AUTH_MODES = ("none", "apikey", "oauth")
+
+
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable to fix."""
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    mode: str = "none"  # none | apikey | oauth
+    api_keys: tuple[str, ...] = ()
+    api_key_header: str = "X-API-Key"
+    oauth_client_id: str = ""
+    oauth_client_secret_hash: str = ""  # SHA-256 hex: the secret itself is not kept
+    redirect_uris: tuple[str, ...] = DEFAULT_REDIRECT_URIS
+    scope: str = "handoff"
+    code_seconds: int = 60
+    access_token_seconds: int = 3600
+    refresh_token_seconds: int = 30 * 24 * 3600
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    share_profile_with_agent: bool = False
+    rate_limit_per_minute: int = 30
 
 
 @dataclass(frozen=True)
@@ -41,6 +76,7 @@ class Settings:
     max_message_chars: int = 8000
     webhooks: bool = True
     reconcile_interval_seconds: float = 300.0
+    auth: AuthSettings = AuthSettings()
 
     @property
     def webhook_url(self) -> str:
@@ -134,6 +170,83 @@ def _seconds(env: Mapping[str, str], name: str, default: float, maximum: float) 
     return value
 
 
+def _whole(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}.") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}.")
+    return value
+
+
+def _auth_settings(env: Mapping[str, str], sandbox: bool, local_url: str) -> AuthSettings:
+    mode = env.get("AUTH_MODE", "").strip().lower() or "none"
+    if mode not in AUTH_MODES:
+        raise ConfigError(f"AUTH_MODE must be one of {', '.join(AUTH_MODES)}, got {mode!r}.")
+    keys = tuple(k.strip() for k in env.get("API_KEYS", "").split(",") if k.strip())
+    if mode == "apikey":
+        if not keys:
+            raise ConfigError("API_KEYS is not set: give one or more keys, comma-separated.")
+        if any(len(k) < 16 for k in keys):
+            raise ConfigError("API_KEYS: every key must be at least 16 characters long.")
+    header = env.get("API_KEY_HEADER", "").strip() or "X-API-Key"
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", header) or header.lower() == "authorization":
+        raise ConfigError(f"API_KEY_HEADER must be an HTTP header name, got {header!r}.")
+
+    client_id = env.get("OAUTH_CLIENT_ID", "").strip()
+    client_secret = env.get("OAUTH_CLIENT_SECRET", "").strip()
+    issuer = env.get("OIDC_ISSUER", "").strip()
+    oidc_id = env.get("OIDC_CLIENT_ID", "").strip()
+    oidc_secret = env.get("OIDC_CLIENT_SECRET", "").strip()
+    if mode == "oauth":
+        if sandbox:
+            client_id = client_id or SANDBOX_OAUTH_CLIENT_ID
+            client_secret = client_secret or SANDBOX_OAUTH_CLIENT_SECRET
+            if not issuer:
+                issuer = f"{local_url}/sandbox/idp"
+                oidc_id = oidc_id or SANDBOX_IDP_CLIENT_ID
+                oidc_secret = oidc_secret or SANDBOX_IDP_CLIENT_SECRET
+        for name, value in (
+            ("OAUTH_CLIENT_ID", client_id),
+            ("OAUTH_CLIENT_SECRET", client_secret),
+            ("OIDC_ISSUER", issuer),
+            ("OIDC_CLIENT_ID", oidc_id),
+            ("OIDC_CLIENT_SECRET", oidc_secret),
+        ):
+            if not value:
+                raise ConfigError(f"{name} is not set: AUTH_MODE=oauth needs it (see docs).")
+        if not sandbox and len(client_secret) < 24:
+            raise ConfigError("OAUTH_CLIENT_SECRET must be at least 24 characters long.")
+        issuer = _url("OIDC_ISSUER", issuer)
+    raw_uris = env.get("OAUTH_REDIRECT_URIS", "").strip()
+    uris = tuple(u.strip() for u in raw_uris.split(",") if u.strip()) or DEFAULT_REDIRECT_URIS
+    for uri in uris:
+        _url("OAUTH_REDIRECT_URIS", uri.replace("{id}", "x"))
+    return AuthSettings(
+        mode=mode,
+        api_keys=keys,
+        api_key_header=header,
+        oauth_client_id=client_id,
+        oauth_client_secret_hash=hashlib.sha256(client_secret.encode()).hexdigest()
+        if client_secret
+        else "",
+        redirect_uris=uris,
+        scope="handoff",
+        code_seconds=_whole(env, "OAUTH_CODE_SECONDS", 60, 1, 60),
+        access_token_seconds=_whole(env, "ACCESS_TOKEN_SECONDS", 3600, 1, 86400),
+        refresh_token_seconds=_whole(env, "REFRESH_TOKEN_SECONDS", 30 * 86400, 1, 365 * 86400),
+        oidc_issuer=issuer,
+        oidc_client_id=oidc_id,
+        oidc_client_secret=oidc_secret,
+        share_profile_with_agent=_bool(env, "SHARE_PROFILE_WITH_AGENT") is True,
+        rate_limit_per_minute=_whole(env, "RATE_LIMIT_PER_MINUTE", 30, 1, 10000),
+    )
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Validate the environment (``os.environ`` by default) into Settings."""
     env = os.environ if env is None else env
@@ -196,5 +309,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         twilio_timeout_seconds=_seconds(env, "TWILIO_TIMEOUT_SECONDS", 10.0, 60.0),
         poll_interval_seconds=_seconds(env, "POLL_INTERVAL_SECONDS", 0.5, 30.0),
         webhooks=webhooks_raw == "on",
+        auth=_auth_settings(env, sandbox, local_url=f"http://{local_host}:{port}"),
         reconcile_interval_seconds=_seconds(env, "RECONCILE_INTERVAL_SECONDS", 300.0, 86400.0),
     )

@@ -16,13 +16,20 @@ class ApiError(Exception):
     """An error the caller can act on: answered as ``{"error": {"code", "message"}}``."""
 
     def __init__(
-        self, status: int, code: str, message: str, *, retry_after: int | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retry_after: int | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.retry_after = retry_after
+        self.headers = headers or {}
 
 
 def error_response(status: int, code: str, message: str) -> Response:
@@ -43,6 +50,7 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(ApiError)
     async def api_error(error: ApiError) -> Response:
         response = error_response(error.status, error.code, error.message)
+        response.headers.update(error.headers)
         if error.retry_after is not None:
             response.headers["Retry-After"] = str(error.retry_after)
         return response

@@ -127,11 +127,21 @@ class HandoffService:
     # --- the three operations -------------------------------------------------------------
 
     async def send(
-        self, identity: str, text: str, context: str | None, budget_seconds: float = 10.0
+        self,
+        identity: str,
+        text: str,
+        context: str | None,
+        *,
+        profile: str | None = None,
+        budget_seconds: float = 10.0,
     ) -> HandoffResult:
-        """Store and post the user's message (opening a conversation if needed), then wait."""
+        """Store and post the user's message (opening a conversation if needed), then wait.
+
+        ``profile`` (verified name and email, JSON) is shown to the agent when the
+        message opens a conversation.
+        """
         budget = min(budget_seconds, self.reply_wait_seconds)
-        row = await self.outbox.submit(identity, text, context, budget)
+        row = await self.outbox.submit(identity, text, context, budget, profile=profile)
         if row.state == "pending":
             replies = _replies(await store.take_undelivered_for(self._db, identity))
             return HandoffResult("answered" if replies else "waiting", replies, NOTES["queued"])

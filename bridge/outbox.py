@@ -58,6 +58,17 @@ def _key_of(attributes: str) -> tuple[str | None, int | None]:
     return marker.get("key"), part if isinstance(part, int) else None
 
 
+def _presentation(identity: str, profile: str | None) -> tuple[str, str]:
+    """The conversation's friendly name and attributes, as the agent will see them."""
+    attributes: dict[str, object] = {"source": "flex-bridge", "user": identity[:12]}
+    name = f"Assistant user {identity[:8]}"
+    if profile:
+        shared = json.loads(profile)
+        attributes.update({"name": shared.get("name"), "email": shared.get("email")})
+        name = " ".join(p for p in (shared.get("name"), f"<{shared.get('email')}>") if p)
+    return name[:256], json.dumps(attributes)
+
+
 class Outbox:
     def __init__(
         self,
@@ -82,11 +93,17 @@ class Outbox:
     # --- the caller's path ----------------------------------------------------------------
 
     async def submit(
-        self, identity: str, body: str, context: str | None, budget_seconds: float
+        self,
+        identity: str,
+        body: str,
+        context: str | None,
+        budget_seconds: float,
+        *,
+        profile: str | None = None,
     ) -> store.OutboxRow:
         """Store the message, then try to post it (and any queued before it) for up to
         ``budget_seconds``. The returned row says whether it was sent or is still queued."""
-        row = await store.enqueue_message(self._db, identity, body, context)
+        row = await store.enqueue_message(self._db, identity, body, context, profile)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget_seconds
         attempt = 0
@@ -129,13 +146,13 @@ class Outbox:
 
     async def _deliver(self, row: store.OutboxRow) -> None:
         earlier_attempts = await store.begin_attempt(self._db, row.id)
-        conversation, opened = await self.current_conversation(row.identity)
+        conversation, opened = await self.current_conversation(row.identity, row.profile)
         try:
             await self._post(conversation, row, opened, check=earlier_attempts > 0 and not opened)
         except (ConversationClosed, ConversationNotFound) as exc:
             log.info("conversation %s is gone (%s); opening a new one", conversation.sid, exc.code)
             await self._inbox.finish(conversation, read_last=isinstance(exc, ConversationClosed))
-            conversation, opened = await self.current_conversation(row.identity)
+            conversation, opened = await self.current_conversation(row.identity, row.profile)
             await self._post(conversation, row, opened, check=False)
         await store.mark_sent(self._db, row.id, conversation.id)
 
@@ -174,10 +191,13 @@ class Outbox:
 
     # --- conversations --------------------------------------------------------------------
 
-    async def current_conversation(self, identity: str) -> tuple[store.ConversationRow, bool]:
+    async def current_conversation(
+        self, identity: str, profile: str | None = None
+    ) -> tuple[store.ConversationRow, bool]:
         """The identity's open conversation; True if it was opened by this call.
 
-        Call with the identity's lock held.
+        A conversation opened with a ``profile`` shows the user's verified name and email
+        to the agent; otherwise Twilio sees only the hash. Call with the identity's lock held.
         """
         while True:
             row = await store.claim_conversation(self._db, identity)
@@ -185,10 +205,11 @@ class Outbox:
                 return row, False
             name = unique_name(identity, row.generation)
             try:
+                friendly_name, attributes = _presentation(identity, profile)
                 info = await self._twilio.create_conversation_with_participant(
                     unique_name=name,
-                    friendly_name=f"Assistant user {identity[:8]}",
-                    attributes=json.dumps({"source": "flex-bridge", "user": identity[:12]}),
+                    friendly_name=friendly_name,
+                    attributes=attributes,
                     identity=identity,
                 )
                 fresh = True

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 import aiosqlite
 from quart import current_app
 
+from bridge.auth.server import AuthorizationServer
 from bridge.config import Settings
 from bridge.conversations import ConversationsClient
 from bridge.handoff import HandoffService
+from bridge.ratelimit import RateLimiter
 
 
 @dataclass
@@ -19,6 +21,8 @@ class Services:
     twilio: ConversationsClient
     handoff: HandoffService
     secret: str
+    rate_limiter: RateLimiter
+    oauth: AuthorizationServer | None = None
     metrics_signature_failures: int = 0
 
 

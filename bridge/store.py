@@ -254,16 +254,21 @@ class OutboxRow:
     created_at: str
     sent_at: str | None
     last_error: str | None
+    profile: str | None
 
 
 async def enqueue_message(
-    db: aiosqlite.Connection, identity: str, body: str, context: str | None
+    db: aiosqlite.Connection,
+    identity: str,
+    body: str,
+    context: str | None,
+    profile: str | None = None,
 ) -> OutboxRow:
     """Store a user message before it is posted."""
     cursor = await db.execute(
-        "INSERT INTO outbox (identity, body, context, idempotency_key, state, created_at) "
-        "VALUES (?, ?, ?, ?, 'pending', ?)",
-        (identity, body, context, secrets.token_hex(12), _now()),
+        "INSERT INTO outbox (identity, body, context, idempotency_key, state, created_at, profile)"
+        " VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+        (identity, body, context, secrets.token_hex(12), _now(), profile),
     )
     assert cursor.lastrowid is not None
     return await outbox_row(db, cursor.lastrowid)

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,32 +20,13 @@ from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
 from twilio.request_validator import RequestValidator
 
 from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FLOW_SID
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.conftest import LiveServer, ServerFactory, free_port
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 CONSOLE_API = "/sandbox/console"
 TWILIO_AUTH = (SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
-
-
-def require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    message = (
-        f"Chromium is not installed at {CHROMIUM}; the agent console's browser tests need it. "
-        "Install it with `sudo apt-get install chromium`."
-    )
-    if "CI" in os.environ:
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture

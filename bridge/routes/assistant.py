@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from quart import Blueprint, Response
 
+from bridge.config import Settings
 from bridge.services import services
 
 assistant = Blueprint("assistant", __name__)
@@ -33,37 +34,85 @@ def _manifest_template() -> dict[str, Any]:
     return loaded
 
 
-def openapi_document(public_url: str) -> dict[str, Any]:
-    """The OpenAPI contract with ``servers`` set to PUBLIC_URL."""
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    """The OpenAPI contract: ``servers`` is PUBLIC_URL, security follows AUTH_MODE."""
     document = copy.deepcopy(_openapi_template())
-    document["servers"] = [{"url": public_url}]
+    url = settings.public_url
+    document["servers"] = [{"url": url}]
+    auth = settings.auth
+    schemes: dict[str, Any] = {}
+    if auth.mode == "apikey":
+        schemes = {
+            "bearerKey": {"type": "http", "scheme": "bearer"},
+            "headerKey": {"type": "apiKey", "in": "header", "name": auth.api_key_header},
+        }
+        document["security"] = [{"bearerKey": []}, {"headerKey": []}]
+    elif auth.mode == "oauth":
+        schemes = {
+            "oauth2": {
+                "type": "oauth2",
+                "flows": {
+                    "authorizationCode": {
+                        "authorizationUrl": f"{url}/oauth/authorize",
+                        "tokenUrl": f"{url}/oauth/token",
+                        "refreshUrl": f"{url}/oauth/token",
+                        "scopes": {auth.scope: "Talk to a human agent on the user's behalf."},
+                    }
+                },
+            }
+        }
+        document["security"] = [{"oauth2": [auth.scope]}]
+        username = document["components"]["parameters"]["username"]
+        username["description"] = (
+            "Any value, e.g. 'me': the user is the one who signed in, whatever this says."
+        )
+    if schemes:
+        document["components"]["securitySchemes"] = schemes
     return document
 
 
-def manifest_document(public_url: str) -> dict[str, Any]:
+def manifest_document(settings: Settings) -> dict[str, Any]:
+    url = settings.public_url
     document = copy.deepcopy(_manifest_template())
-    document["api"]["url"] = f"{public_url}/openapi.yaml"
-    document["logo_url"] = f"{public_url}/logo.png"
-    document["legal_info_url"] = f"{public_url}/legal"
+    document["api"]["url"] = f"{url}/openapi.yaml"
+    document["logo_url"] = f"{url}/logo.png"
+    document["legal_info_url"] = f"{url}/legal"
+    auth = settings.auth
+    if auth.mode == "apikey":
+        document["auth"] = {
+            "type": "service_http",
+            "authorization_type": "bearer",
+            "verification_tokens": {},
+        }
+    elif auth.mode == "oauth":
+        document["auth"] = {
+            "type": "oauth",
+            "client_url": f"{url}/oauth/authorize",
+            "authorization_url": f"{url}/oauth/token",
+            "scope": auth.scope,
+            "authorization_content_type": "application/x-www-form-urlencoded",
+            "verification_tokens": {},
+        }
+        document["api"]["is_user_authenticated"] = True
     return document
 
 
 @assistant.get("/.well-known/ai-plugin.json")
 async def ai_plugin() -> dict[str, Any]:
-    return manifest_document(services().settings.public_url)
+    return manifest_document(services().settings)
 
 
 @assistant.get("/openapi.yaml")
 async def openapi_yaml() -> Response:
     text = yaml.safe_dump(
-        openapi_document(services().settings.public_url), sort_keys=False, allow_unicode=True
+        openapi_document(services().settings), sort_keys=False, allow_unicode=True
     )
     return Response(text, content_type="application/yaml; charset=utf-8")
 
 
 @assistant.get("/openapi.json")
 async def openapi_json() -> dict[str, Any]:
-    return openapi_document(services().settings.public_url)
+    return openapi_document(services().settings)
 
 
 @assistant.get("/logo.png")

@@ -6,8 +6,9 @@ from typing import Any
 
 from quart import Blueprint, request
 
+from bridge.auth.caller import identify
 from bridge.errors import ApiError
-from bridge.identity import check_username, identity_hash
+from bridge.ratelimit import retry_after
 from bridge.services import services
 
 handoff = Blueprint("handoff", __name__)
@@ -24,13 +25,17 @@ async def _json_object() -> dict[str, Any]:
     return body
 
 
-def _identity(username: str) -> str:
-    return identity_hash(services().secret, check_username(username))
-
-
 @handoff.post("/send/<username>")
 async def send_message(username: str) -> dict[str, object]:
-    identity = _identity(username)
+    caller = await identify(username)
+    wait = services().rate_limiter.check(caller.identity)
+    if wait:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "Too many messages for this user; wait before sending the next one.",
+            retry_after=retry_after(wait),
+        )
     body = await _json_object()
     msg = body.get("msg")
     if not isinstance(msg, str) or not msg.strip():
@@ -52,13 +57,15 @@ async def send_message(username: str) -> dict[str, object]:
             "context_too_long",
             f"'context' must be at most {MAX_CONTEXT_CHARS} characters: summarise it.",
         )
-    result = await services().handoff.send(identity, msg, (context or "").strip() or None)
+    result = await services().handoff.send(
+        caller.identity, msg, (context or "").strip() or None, profile=caller.profile
+    )
     return result.to_json()
 
 
 @handoff.get("/replies/<username>")
 async def get_replies(username: str) -> dict[str, object]:
-    identity = _identity(username)
+    caller = await identify(username)
     raw = request.args.get("wait", "0")
     try:
         wait = float(raw)
@@ -66,11 +73,11 @@ async def get_replies(username: str) -> dict[str, object]:
         raise ApiError(400, "invalid_wait", "'wait' must be a number of seconds.") from None
     if not 0 <= wait < float("inf"):
         raise ApiError(400, "invalid_wait", "'wait' must be a number of seconds, 0 or more.")
-    result = await services().handoff.replies(identity, wait)
+    result = await services().handoff.replies(caller.identity, wait)
     return result.to_json()
 
 
 @handoff.post("/end/<username>")
 async def end_conversation(username: str) -> dict[str, object]:
-    result = await services().handoff.end(_identity(username))
+    result = await services().handoff.end((await identify(username)).identity)
     return result.to_json()

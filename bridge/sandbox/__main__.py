@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     base = f"http://{args.host}:{args.port}"
     print(
         f"Twilio sandbox on {base}/sandbox/twilio/v1 (account {account_sid}); "
-        f"console {base}/sandbox/",
+        f"console {base}/sandbox/; sign-in provider {base}/sandbox/idp",
         flush=True,
     )
     asyncio.run(serve(create_sandbox_app(account_sid, auth_token), config))

@@ -13,6 +13,7 @@ from bridge.sandbox.api import API_PREFIX, api, twilio_error
 from bridge.sandbox.console import console
 from bridge.sandbox.control import control
 from bridge.sandbox.faults import Faults, Stats
+from bridge.sandbox.idp import IdentityProvider, IdpClient, idp
 from bridge.sandbox.state import Account, EmulatorError, now
 from bridge.sandbox.webhooks import WebhookDispatcher
 
@@ -21,8 +22,20 @@ log = logging.getLogger(__name__)
 _HTTP_CODES = {400: 20001, 401: 20003, 403: 20403, 404: 20404, 405: 20004, 413: 20413}
 
 
-def create_sandbox_app(account_sid: str, auth_token: str) -> Quart:
-    """The emulator, its controls and the agent console, as an ASGI app of its own."""
+def create_sandbox_app(
+    account_sid: str, auth_token: str, *, idp_clients: dict[str, IdpClient] | None = None
+) -> Quart:
+    """The emulator, its controls, the agent console and the development OpenID Connect
+    provider (``/sandbox/idp``), as an ASGI app of its own.
+
+    ``idp_clients`` are the provider's registered clients, by client_id. By default it knows
+    one, :data:`bridge.sandbox.idp.DEV_CLIENT`: ``flex-bridge-dev`` with the secret
+    ``flex-bridge-dev-secret``, whose redirect URI is ``/oauth/callback`` on
+    ``http://127.0.0.1``, ``http://localhost`` or ``http://[::1]`` at any port (an explicit
+    loopback rule, so the embedded sandbox works whatever port the bridge listens on). The
+    provider (:class:`bridge.sandbox.idp.IdentityProvider`) is ``app.config["SANDBOX_IDP"]``;
+    more clients can be added with its ``register_client``.
+    """
     app = Quart(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.config.update(
@@ -32,9 +45,11 @@ def create_sandbox_app(account_sid: str, auth_token: str) -> Quart:
     )
     app.config["SANDBOX_FAULTS"] = Faults()
     app.config["SANDBOX_STATS"] = Stats.empty()
+    app.config["SANDBOX_IDP"] = IdentityProvider(idp_clients)
     app.register_blueprint(api)
     app.register_blueprint(control)
     app.register_blueprint(console)
+    app.register_blueprint(idp)
 
     @app.before_serving
     async def start() -> None:

@@ -1,0 +1,178 @@
+"""OAuth persistence: small typed functions over the store's connection."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+import aiosqlite
+
+
+def hash_secret(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True)
+class PendingSignIn:
+    upstream_state: str
+    client_id: str
+    redirect_uri: str
+    state: str
+    scope: str
+    nonce: str
+    code_verifier: str
+    code_challenge: str | None
+    resource: str | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a code or token stands for."""
+
+    client_id: str
+    subject: str
+    scope: str
+    profile: str
+
+
+@dataclass(frozen=True)
+class CodeRow(Grant):
+    code_hash: str
+    redirect_uri: str
+    code_challenge: str | None
+    resource: str | None
+    expires_at: float
+    used_at: float | None
+
+
+@dataclass(frozen=True)
+class TokenRow(Grant):
+    token_hash: str
+    kind: str
+    family: str
+    expires_at: float
+    created_at: float
+    revoked_at: float | None
+
+
+async def save_pending(db: aiosqlite.Connection, pending: PendingSignIn) -> None:
+    await db.execute(
+        "INSERT INTO oauth_requests (upstream_state, client_id, redirect_uri, state, scope,"
+        " nonce, code_verifier, code_challenge, resource, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            pending.upstream_state,
+            pending.client_id,
+            pending.redirect_uri,
+            pending.state,
+            pending.scope,
+            pending.nonce,
+            pending.code_verifier,
+            pending.code_challenge,
+            pending.resource,
+            pending.created_at,
+        ),
+    )
+
+
+async def take_pending(
+    db: aiosqlite.Connection, upstream_state: str, max_age: float
+) -> PendingSignIn | None:
+    """The sign-in for this upstream state, removed so it can be completed only once."""
+    async with db.execute(
+        "DELETE FROM oauth_requests WHERE upstream_state = ? RETURNING *", (upstream_state,)
+    ) as cursor:
+        row = await cursor.fetchone()
+    await db.execute("DELETE FROM oauth_requests WHERE created_at < ?", (time.time() - max_age,))
+    if row is None or row["created_at"] < time.time() - max_age:
+        return None
+    return PendingSignIn(**dict(row))
+
+
+async def issue_code(
+    db: aiosqlite.Connection, grant: Grant, pending: PendingSignIn, lifetime: float
+) -> str:
+    code = new_secret()
+    await db.execute(
+        "INSERT INTO oauth_codes (code_hash, client_id, redirect_uri, subject, scope, profile,"
+        " code_challenge, resource, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            hash_secret(code),
+            grant.client_id,
+            pending.redirect_uri,
+            grant.subject,
+            grant.scope,
+            grant.profile,
+            pending.code_challenge,
+            pending.resource,
+            time.time() + lifetime,
+        ),
+    )
+    return code
+
+
+async def use_code(db: aiosqlite.Connection, code: str) -> tuple[CodeRow | None, bool]:
+    """Mark the code used; return it and whether this call was the first to use it."""
+    code_hash = hash_secret(code)
+    cursor = await db.execute(
+        "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL",
+        (time.time(), code_hash),
+    )
+    first = cursor.rowcount == 1
+    async with db.execute("SELECT * FROM oauth_codes WHERE code_hash = ?", (code_hash,)) as cur:
+        row = await cur.fetchone()
+    return (CodeRow(**dict(row)) if row else None), first
+
+
+async def issue_token(
+    db: aiosqlite.Connection, kind: str, family: str, grant: Grant, lifetime: float
+) -> str:
+    token = new_secret()
+    now = time.time()
+    await db.execute(
+        "INSERT INTO oauth_tokens (token_hash, kind, family, client_id, subject, scope, profile,"
+        " expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            hash_secret(token),
+            kind,
+            family,
+            grant.client_id,
+            grant.subject,
+            grant.scope,
+            grant.profile,
+            now + lifetime,
+            now,
+        ),
+    )
+    return token
+
+
+async def find_token(db: aiosqlite.Connection, token: str, kind: str) -> TokenRow | None:
+    async with db.execute(
+        "SELECT * FROM oauth_tokens WHERE token_hash = ? AND kind = ?", (hash_secret(token), kind)
+    ) as cursor:
+        row = await cursor.fetchone()
+    return TokenRow(**dict(row)) if row else None
+
+
+async def revoke_token(db: aiosqlite.Connection, token_hash: str) -> bool:
+    """Revoke one token; True if this call revoked it (it was live)."""
+    cursor = await db.execute(
+        "UPDATE oauth_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+        (time.time(), token_hash),
+    )
+    return cursor.rowcount == 1
+
+
+async def revoke_family(db: aiosqlite.Connection, family: str) -> None:
+    await db.execute(
+        "UPDATE oauth_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL",
+        (time.time(), family),
+    )
