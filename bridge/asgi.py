@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from quart import Quart
@@ -10,6 +11,7 @@ from quart import Quart
 from bridge.app import create_app
 from bridge.config import Settings
 from bridge.sandbox.app import create_sandbox_app
+from bridge.sandbox.idp import DEV_CLIENT
 
 Scope = dict[str, Any]
 ASGIApp = Any
@@ -78,5 +80,10 @@ def build_asgi_app(settings: Settings) -> tuple[ASGIApp, Quart]:
     bridge = create_app(settings)
     if not settings.sandbox:
         return bridge, bridge
-    sandbox = create_sandbox_app(settings.twilio_account_sid, settings.twilio_auth_token)
+    # The development sign-in provider also accepts the bridge's public callback (ngrok).
+    dev = DEV_CLIENT
+    dev = replace(dev, redirect_uris=(*dev.redirect_uris, f"{settings.public_url}/oauth/callback"))
+    sandbox = create_sandbox_app(
+        settings.twilio_account_sid, settings.twilio_auth_token, idp_clients={dev.client_id: dev}
+    )
     return PathDispatcher(bridge, {SANDBOX_PREFIX: sandbox}), bridge

@@ -64,6 +64,7 @@ from joserfc.jwk import RSAKey
 from quart import Blueprint, Response, current_app, jsonify, request, send_from_directory
 from werkzeug.datastructures import MultiDict
 
+from bridge.config import SANDBOX_IDP_CLIENT_ID, SANDBOX_IDP_CLIENT_SECRET
 from bridge.sandbox.idp_pages import (
     CONTENT_SECURITY_POLICY,
     error_page,
@@ -76,8 +77,8 @@ STATIC = Path(__file__).parent / "static"
 
 #: The development client the sandbox knows when no clients are given. Local only, so its
 #: secret is safe to print and document.
-DEV_CLIENT_ID = "flex-bridge-dev"
-DEV_CLIENT_SECRET = "flex-bridge-dev-secret"  # noqa: S105 - a documented, local-only value
+DEV_CLIENT_ID = SANDBOX_IDP_CLIENT_ID
+DEV_CLIENT_SECRET = SANDBOX_IDP_CLIENT_SECRET
 
 SCOPES = ("openid", "profile", "email")
 CODE_LIFETIME_SECONDS = 60.0
