@@ -7,8 +7,9 @@ import base64
 import binascii
 import hmac
 import json
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from quart import Blueprint, Response, current_app, jsonify, request
 from werkzeug.datastructures import MultiDict
@@ -16,6 +17,8 @@ from werkzeug.datastructures import MultiDict
 from bridge.sandbox import resources
 from bridge.sandbox.faults import Faults, Stats
 from bridge.sandbox.state import Account, EmulatorError, invalid, parse_duration
+
+T = TypeVar("T")
 
 API_PREFIX = "/sandbox/twilio"
 api = Blueprint("twilio_api", __name__, url_prefix=f"{API_PREFIX}/v1")
@@ -127,6 +130,30 @@ def _paging() -> tuple[int, int]:
     return size, number
 
 
+def _listing(
+    key: str,
+    items: Sequence[T],
+    render: Callable[[Account, str, T], dict[str, Any]],
+    path: str,
+    filters: dict[str, str] | None = None,
+) -> Response:
+    """One page of ``items`` as Twilio lists them, from PageSize/Page/PageToken."""
+    account = _account()
+    size, number = _paging()
+    base = _base()
+    return jsonify(
+        resources.page(
+            key=key,
+            items=items,
+            render=lambda item: render(account, base, item),
+            list_url=f"{base}/v1/{path}",
+            page_size=size,
+            page_number=number,
+            filters=filters or {},
+        )
+    )
+
+
 def _created(body: dict[str, Any]) -> tuple[Response, int]:
     return jsonify(body), 201
 
@@ -190,24 +217,17 @@ async def create_conversation_with_participants() -> tuple[Response, int]:
 
 @api.get("/Conversations")
 async def list_conversations() -> Response:
-    account = _account()
     state = request.args.get("State")
     if state is not None and state not in ("initializing", "inactive", "active", "closed"):
         raise invalid(f"Invalid State: {state!r}")
-    items = [c for c in account.conversations.values() if state is None or c.state == state]
+    items = [c for c in _account().conversations.values() if state is None or c.state == state]
     items.sort(key=lambda c: c.date_created, reverse=True)
-    size, number = _paging()
-    base = _base()
-    return jsonify(
-        resources.page(
-            key="conversations",
-            items=items,
-            render=lambda c: resources.conversation(account, base, c),
-            list_url=f"{base}/v1/Conversations",
-            page_size=size,
-            page_number=number,
-            filters={"State": state} if state else {},
-        )
+    return _listing(
+        "conversations",
+        items,
+        resources.conversation,
+        "Conversations",
+        {"State": state} if state else None,
     )
 
 
@@ -263,20 +283,12 @@ async def create_participant(sid: str) -> tuple[Response, int]:
 
 @api.get("/Conversations/<sid>/Participants")
 async def list_participants(sid: str) -> Response:
-    account = _account()
-    conv = account.get(sid)
-    size, number = _paging()
-    base = _base()
-    return jsonify(
-        resources.page(
-            key="participants",
-            items=list(conv.participants.values()),
-            render=lambda p: resources.participant(account, base, p),
-            list_url=f"{base}/v1/Conversations/{conv.sid}/Participants",
-            page_size=size,
-            page_number=number,
-            filters={},
-        )
+    conv = _account().get(sid)
+    return _listing(
+        "participants",
+        list(conv.participants.values()),
+        resources.participant,
+        f"Conversations/{conv.sid}/Participants",
     )
 
 
@@ -319,24 +331,17 @@ async def create_message(sid: str) -> tuple[Response, int]:
 
 @api.get("/Conversations/<sid>/Messages")
 async def list_messages(sid: str) -> Response:
-    account = _account()
-    conv = account.get(sid)
+    conv = _account().get(sid)
     order = request.args.get("Order", "asc")
     if order not in ("asc", "desc"):
         raise invalid(f"Invalid Order: {order!r}")
     items = list(conv.messages) if order == "asc" else list(reversed(conv.messages))
-    size, number = _paging()
-    base = _base()
-    return jsonify(
-        resources.page(
-            key="messages",
-            items=items,
-            render=lambda m: resources.message(account, base, m),
-            list_url=f"{base}/v1/Conversations/{conv.sid}/Messages",
-            page_size=size,
-            page_number=number,
-            filters={"Order": order} if "Order" in request.args else {},
-        )
+    return _listing(
+        "messages",
+        items,
+        resources.message,
+        f"Conversations/{conv.sid}/Messages",
+        {"Order": order} if "Order" in request.args else None,
     )
 
 
@@ -373,20 +378,12 @@ async def create_webhook(sid: str) -> tuple[Response, int]:
 
 @api.get("/Conversations/<sid>/Webhooks")
 async def list_webhooks(sid: str) -> Response:
-    account = _account()
-    conv = account.get(sid)
-    size, number = _paging()
-    base = _base()
-    return jsonify(
-        resources.page(
-            key="webhooks",
-            items=list(conv.webhooks.values()),
-            render=lambda w: resources.webhook(account, base, w),
-            list_url=f"{base}/v1/Conversations/{conv.sid}/Webhooks",
-            page_size=size,
-            page_number=number,
-            filters={},
-        )
+    conv = _account().get(sid)
+    return _listing(
+        "webhooks",
+        list(conv.webhooks.values()),
+        resources.webhook,
+        f"Conversations/{conv.sid}/Webhooks",
     )
 
 
