@@ -1,4 +1,5 @@
-"""The ASGI application Hypercorn serves: the bridge, plus the sandbox when enabled."""
+"""The ASGI application Hypercorn serves: the bridge, its MCP endpoint, and the sandbox
+when enabled."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from quart import Quart
 
 from bridge.app import create_app
 from bridge.config import Settings
+from bridge.mcp.app import MCP_PATH, create_mcp_app
 from bridge.sandbox.app import create_sandbox_app
 from bridge.sandbox.idp import DEV_CLIENT
 
@@ -20,10 +22,11 @@ SANDBOX_PREFIX = "/sandbox"
 
 
 class PathDispatcher:
-    """Routes ``/sandbox`` (and below) to the sandbox app and everything else to the bridge.
+    """Routes each mounted prefix (and below) to its app, everything else to the default.
 
-    Paths are passed on unchanged (the sandbox serves the same paths when run alone).
-    Lifespan events go to every app: started in order, stopped in reverse.
+    Paths are passed on unchanged (the sandbox serves the same paths when run alone, and
+    the MCP app routes ``/mcp`` itself). Lifespan events go to every app: the mounts in
+    the order given, then the default; stopped in reverse.
     """
 
     def __init__(self, default: ASGIApp, mounts: dict[str, ASGIApp]) -> None:
@@ -43,7 +46,7 @@ class PathDispatcher:
         await self._app_for(scope.get("path", ""))(scope, receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Any, send: Any) -> None:
-        apps = [*self.mounts.values(), self.default]  # the sandbox is up before the bridge
+        apps = [*self.mounts.values(), self.default]  # the mounts are up before the bridge
         runners = [_LifespanRunner(app, scope) for app in apps]
         message = await receive()
         assert message["type"] == "lifespan.startup"
@@ -78,12 +81,17 @@ class _LifespanRunner:
 def build_asgi_app(settings: Settings) -> tuple[ASGIApp, Quart]:
     """The app to serve, and the bridge's own Quart app within it."""
     bridge = create_app(settings)
-    if not settings.sandbox:
-        return bridge, bridge
+    mounts: dict[str, ASGIApp] = {}
+    if settings.sandbox:
+        mounts[SANDBOX_PREFIX] = _sandbox(settings)
+    mounts[MCP_PATH] = create_mcp_app(settings, bridge)
+    return PathDispatcher(bridge, mounts), bridge
+
+
+def _sandbox(settings: Settings) -> ASGIApp:
     # The development sign-in provider also accepts the bridge's public callback (ngrok).
     dev = DEV_CLIENT
     dev = replace(dev, redirect_uris=(*dev.redirect_uris, f"{settings.public_url}/oauth/callback"))
-    sandbox = create_sandbox_app(
+    return create_sandbox_app(
         settings.twilio_account_sid, settings.twilio_auth_token, idp_clients={dev.client_id: dev}
     )
-    return PathDispatcher(bridge, {SANDBOX_PREFIX: sandbox}), bridge

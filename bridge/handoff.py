@@ -134,18 +134,23 @@ class HandoffService:
         *,
         profile: str | None = None,
         budget_seconds: float = 10.0,
+        wait_seconds: float | None = None,
     ) -> HandoffResult:
         """Store and post the user's message (opening a conversation if needed), then wait.
 
         ``profile`` (verified name and email, JSON) is shown to the agent when the
-        message opens a conversation.
+        message opens a conversation. The wait for a reply is REPLY_WAIT_SECONDS, or
+        ``wait_seconds`` when that is shorter.
         """
         budget = min(budget_seconds, self.reply_wait_seconds)
         row = await self.outbox.submit(identity, text, context, budget, profile=profile)
         if row.state == "pending":
             replies = _replies(await store.take_undelivered_for(self._db, identity))
             return HandoffResult("answered" if replies else "waiting", replies, NOTES["queued"])
-        return await self._collect(identity, self.reply_wait_seconds)
+        wait = self.reply_wait_seconds
+        if wait_seconds is not None:
+            wait = min(wait_seconds, wait)
+        return await self._collect(identity, wait)
 
     async def replies(self, identity: str, wait: float) -> HandoffResult:
         latest = await store.latest_conversation(self._db, identity)

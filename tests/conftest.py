@@ -46,6 +46,13 @@ class LiveServer:
         except BaseException as error:  # surfaced by start()/stop()
             self._error = error
         finally:
+            # As asyncio.run does: cancel what is left (such as sse-starlette's shutdown
+            # watcher, which only a uvicorn exit would end) before closing the loop.
+            left = asyncio.all_tasks(self._loop)
+            for task in left:
+                task.cancel()
+            if left:
+                self._loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             self._loop.close()
 

@@ -241,6 +241,10 @@ class AuthorizationServer:
             return None
         return row
 
+    def audience_allows(self, row: store.TokenRow, resource: str) -> bool:
+        """Whether a token is good at ``resource``."""
+        return True
+
     # --- metadata -------------------------------------------------------------------------
 
     def server_metadata(self) -> dict[str, object]:

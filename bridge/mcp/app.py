@@ -1,0 +1,58 @@
+"""The MCP endpoint as an ASGI app: the SDK's Streamable HTTP server behind our checks.
+
+Mounted at ``/mcp`` by :func:`bridge.asgi.build_asgi_app`; its lifespan (the SDK's
+session manager) is started and stopped with the bridge's through the dispatcher.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from quart import Quart
+
+from bridge.config import Settings
+from bridge.mcp.caller import ASGIApp, McpAuthentication
+from bridge.mcp.tools import register_tools
+
+MCP_PATH = "/mcp"
+
+INSTRUCTIONS = (
+    "Flex Bridge connects the user with a human support agent. Use request_human_agent "
+    "when the user wants a person; relay the agent's replies verbatim; poll "
+    "get_agent_replies while the answer is 'waiting'; end_human_conversation when done."
+)
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """DNS-rebinding protection: the Host (and any Origin) must be PUBLIC_URL's, or the
+    local address the server listens on."""
+    public = urlsplit(settings.public_url)
+    local = urlsplit(settings.local_url)
+    hosts = {public.netloc, local.netloc, f"localhost:{settings.port}"}
+    if settings.host not in ("", "0.0.0.0", "::"):  # noqa: S104 - compared, not bound
+        hosts.add(f"{settings.host}:{settings.port}")
+    origins = {f"{public.scheme}://{public.netloc}", *(f"http://{host}" for host in hosts)}
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=sorted(hosts),
+        allowed_origins=sorted(origins),
+    )
+
+
+def create_mcp_app(settings: Settings, bridge: Quart) -> ASGIApp:
+    server: MCPServer[Any] = MCPServer(
+        "flex-bridge",
+        title="Flex Bridge",
+        instructions=INSTRUCTIONS,
+        website_url=settings.public_url,
+    )
+    register_tools(server, bridge)
+    app: ASGIApp = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        transport_security=transport_security(settings),
+        host=settings.host,
+    )
+    return McpAuthentication(app, bridge)

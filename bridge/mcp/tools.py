@@ -1,0 +1,284 @@
+"""The three hand-off tools: what the model reads (names, descriptions, schemas) and does.
+
+Each result is the HTTP API's ``{status, replies, note}`` as structured content, plus a
+text rendering for clients that show only text. The note names these tools rather than
+the HTTP operations.
+
+Waiting is capped at :data:`MAX_WAIT_SECONDS` (or REPLY_WAIT_SECONDS when shorter): many
+MCP clients give a request 60 seconds, and a message may first spend up to 10 seconds
+reaching Twilio. While waiting, a progress notification goes out every
+:data:`PROGRESS_INTERVAL_SECONDS` to clients that asked for them (a progressToken).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from typing import Annotated, Any, Literal, TypeVar
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field
+from quart import Quart
+
+from bridge.conversations import TwilioError, TwilioUnavailable
+from bridge.handoff import HandoffResult
+from bridge.mcp.caller import CALLER_SCOPE_KEY, SESSION_HEADER, McpCaller, session_identity
+from bridge.mcp.caller import wired_services as find_services
+from bridge.ratelimit import retry_after
+from bridge.routes.handoff import MAX_CONTEXT_CHARS
+from bridge.services import Services
+
+#: The longest a tool call waits for an agent's reply. Many MCP clients (the MCP
+#: Inspector, the TypeScript and Python SDKs, several desktop apps) time a request out
+#: after 60 seconds; 25 s of waiting plus up to 10 s posting the message stays well below.
+MAX_WAIT_SECONDS = 25.0
+PROGRESS_INTERVAL_SECONDS = 3.0
+
+T = TypeVar("T")
+
+#: The HTTP API's operation names, as they appear in notes, and the tools doing the same.
+_TOOL_NAMES = {"sendMessage": "request_human_agent", "getReplies": "get_agent_replies"}
+
+
+class ReplyOut(BaseModel):
+    id: str = Field(description="The agent message's id.")
+    body: str = Field(description="What the agent wrote: show it to the user as it is.")
+    sent_at: str = Field(description="When the agent sent it (ISO 8601).")
+
+
+class HandoffOut(BaseModel):
+    status: Literal["answered", "waiting", "closed"] = Field(
+        description="answered: replies are here. waiting: no reply yet. closed: the "
+        "conversation with the human ended."
+    )
+    replies: list[ReplyOut] = Field(description="Agent replies not shown before, oldest first.")
+    note: str = Field(description="What to do next.")
+
+
+HandoffToolResult = Annotated[CallToolResult, HandoffOut]
+
+
+def mcp_note(note: str) -> str:
+    for http_name, tool_name in _TOOL_NAMES.items():
+        note = note.replace(http_name, tool_name)
+    return note
+
+
+def render(result: HandoffResult) -> CallToolResult:
+    data = result.to_json()
+    data["note"] = mcp_note(result.note)
+    lines = [f"Status: {result.status}"]
+    if result.replies:
+        lines.append("Replies from the human agent:")
+        lines += [f"- {reply.body}" for reply in result.replies]
+    lines.append(f"Note: {data['note']}")
+    return CallToolResult(
+        content=[TextContent(type="text", text="\n".join(lines))], structured_content=data
+    )
+
+
+class Handoff:
+    """The tool handlers, reaching the bridge's services through its Quart app."""
+
+    def __init__(self, bridge: Quart) -> None:
+        self.bridge = bridge
+
+    def _services(self) -> Services:
+        wired = find_services(self.bridge)
+        if wired is None:
+            raise ToolError("The service is starting or stopping; try again in a moment.")
+        return wired
+
+    def _caller(self, ctx: Context[Any, Any], wired: Services) -> tuple[str, str | None]:
+        """The user's identity and (when shared with agents) verified profile."""
+        request = ctx.request_context.request
+        scope: dict[str, Any] = getattr(request, "scope", {})
+        caller = scope.get(CALLER_SCOPE_KEY)
+        if not isinstance(caller, McpCaller):
+            raise ToolError("This server only serves tools over its HTTP endpoint, /mcp.")
+        if caller.identity is not None:
+            return caller.identity, caller.profile
+        session_id = request.headers.get(SESSION_HEADER) if request is not None else None
+        if not session_id:
+            raise ToolError(
+                "This server tells users apart by MCP session, and this request has none "
+                "(Mcp-Session-Id). Connect with a protocol version that uses sessions "
+                "(2025-06-18 or earlier), or ask the operator to enable OAuth sign-in."
+            )
+        return session_identity(wired.secret, session_id), None
+
+    def _wait_cap(self, wired: Services) -> float:
+        return min(wired.settings.reply_wait_seconds, MAX_WAIT_SECONDS)
+
+    async def request_human_agent(
+        self,
+        message: Annotated[
+            str,
+            Field(
+                description="The user's message for the human agent, in the user's own "
+                "words. Write it as the user would; the agent reads it as is."
+            ),
+        ],
+        ctx: Context[Any, Any],
+        context: Annotated[
+            str | None,
+            Field(
+                description="Optional, first message only: a short summary (at most 2000 "
+                "characters) of what the user needs and what was tried, shown to the agent "
+                "before the message. Ignored on later messages."
+            ),
+        ] = None,
+    ) -> HandoffToolResult:
+        wired = self._services()
+        identity, profile = self._caller(ctx, wired)
+        wait = wired.rate_limiter.check(identity)
+        if wait:
+            raise ToolError(
+                "Too many messages for this user: wait "
+                f"{retry_after(wait)} seconds before sending the next one."
+            )
+        if not message.strip():
+            raise ToolError("'message' must not be empty: pass the user's message.")
+        limit = wired.settings.max_message_chars
+        if len(message) > limit:
+            raise ToolError(
+                f"'message' has {len(message)} characters; the limit is {limit}. Shorten it "
+                "or send it in several messages."
+            )
+        if context is not None and len(context) > MAX_CONTEXT_CHARS:
+            raise ToolError(
+                f"'context' must be at most {MAX_CONTEXT_CHARS} characters: summarise it."
+            )
+        result = await _twilio_errors(
+            _with_progress(
+                ctx,
+                wired.handoff.send(
+                    identity,
+                    message,
+                    (context or "").strip() or None,
+                    profile=profile,
+                    wait_seconds=self._wait_cap(wired),
+                ),
+                self._wait_cap(wired),
+            )
+        )
+        return render(result)
+
+    async def get_agent_replies(
+        self,
+        ctx: Context[Any, Any],
+        wait_seconds: Annotated[
+            float | None,
+            Field(
+                ge=0,
+                description="How long to wait for a reply when none is there yet, in "
+                f"seconds (at most {MAX_WAIT_SECONDS:g}; the default waits that long). "
+                "Use 0 to look without waiting.",
+            ),
+        ] = None,
+    ) -> HandoffToolResult:
+        wired = self._services()
+        identity, _profile = self._caller(ctx, wired)
+        cap = self._wait_cap(wired)
+        wait = cap if wait_seconds is None else min(wait_seconds, cap)
+        result = await _twilio_errors(
+            _with_progress(ctx, wired.handoff.replies(identity, wait), wait)
+        )
+        return render(result)
+
+    async def end_human_conversation(self, ctx: Context[Any, Any]) -> HandoffToolResult:
+        wired = self._services()
+        identity, _profile = self._caller(ctx, wired)
+        return render(await _twilio_errors(wired.handoff.end(identity)))
+
+
+async def _twilio_errors(work: Awaitable[T]) -> T:
+    try:
+        return await work
+    except TwilioUnavailable:
+        raise ToolError(
+            "The support team's messaging service is not answering right now; try again in "
+            "a few seconds."
+        ) from None
+    except TwilioError:
+        raise ToolError(
+            "The support team's messaging service refused the request; the service's "
+            "settings need checking. Tell the user a human cannot be reached right now."
+        ) from None
+
+
+async def _with_progress(ctx: Context[Any, Any], work: Awaitable[T], total: float) -> T:
+    """Await ``work``, reporting progress every few seconds (a no-op without a token)."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=PROGRESS_INTERVAL_SECONDS)
+            if done:
+                return task.result()
+            elapsed = loop.time() - started
+            await ctx.report_progress(
+                min(elapsed, total), total, "Waiting for a human agent to reply…"
+            )
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+DESCRIPTIONS = {
+    "request_human_agent": (
+        "Send the user's message to a human support agent, starting a conversation with "
+        "the support team if there is none. Call it when the user asks for a human, or "
+        "for something only a person can do, and for every later message while the user "
+        "talks to the agent. Waits up to about 25 seconds for the agent's reply. Returns "
+        "status 'answered' with the agent's replies (show them to the user as they are), "
+        "'waiting' when no agent has replied yet (tell the user a human will answer, then "
+        "call get_agent_replies), or 'closed'. Follow the returned note."
+    ),
+    "get_agent_replies": (
+        "Fetch the human agent's replies to the user that were not shown yet, waiting up "
+        "to wait_seconds for one to arrive. Call it after request_human_agent answered "
+        "'waiting', or whenever the user asks whether the agent replied. Each reply is "
+        "returned once. Status 'closed' means the agent ended the conversation."
+    ),
+    "end_human_conversation": (
+        "End the user's conversation with the human agent, when the user says they are "
+        "done with the human or wants to go back to the assistant. Returns any last "
+        "replies. A later request_human_agent starts a new conversation."
+    ),
+}
+
+
+def register_tools(server: MCPServer[Any], bridge: Quart) -> None:
+    handoff = Handoff(bridge)
+    server.add_tool(
+        handoff.request_human_agent,
+        name="request_human_agent",
+        title="Talk to a human agent",
+        description=DESCRIPTIONS["request_human_agent"],
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, open_world_hint=True
+        ),
+    )
+    server.add_tool(
+        handoff.get_agent_replies,
+        name="get_agent_replies",
+        title="Get the human agent's replies",
+        description=DESCRIPTIONS["get_agent_replies"],
+        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True),
+    )
+    server.add_tool(
+        handoff.end_human_conversation,
+        name="end_human_conversation",
+        title="End the conversation with the human agent",
+        description=DESCRIPTIONS["end_human_conversation"],
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
+        ),
+    )
