@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,14 +12,26 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
+from authlib.integrations.httpx_client import OAuth2Client
 from mcp import Client
+from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import (
+    AuthorizationCodeResult,
+    OAuthClientInformationFull,
+    OAuthClientMetadata,
+    OAuthToken,
+)
 from mcp_types import CallToolResult, TextContent
+from pydantic import AnyUrl
 
+from bridge.auth.oidc import s256
 from bridge.handoff import NOTES
 from bridge.mcp import tools
 from bridge.mcp.tools import MAX_WAIT_SECONDS, mcp_note
+from tests import test_oauth
 from tests.conftest import Agent, LiveServer, ServerFactory, twilio_client
+from tests.test_oauth import location, query, sign_in_upstream
 
 API_KEY = "mcp-test-key-0123456789abcdef"
 
@@ -89,6 +102,10 @@ async def test_whole_handoff_with_the_reply_in_the_tool_result(
         )
         sid = await wait_for_conversation(agent)
         await asyncio.to_thread(agent.join, sid)
+        for _ in range(100):  # the agent answers once the user's message is there
+            if len(await asyncio.to_thread(agent.messages, sid)) == 2:
+                break
+            await asyncio.sleep(0.05)
         reply_sid = await asyncio.to_thread(agent.reply, sid, "Hi, Alex here. Sorry!")
         result = await call
         data = structured(result)
@@ -317,3 +334,307 @@ def test_public_url_host_is_accepted(make_server: ServerFactory) -> None:
         },
     )
     assert response.status_code == 200, response.text
+
+
+# --- AUTH_MODE=oauth: the MCP authorization profile -------------------------------------
+
+CLAUDE_CALLBACK = "https://claude.ai/api/mcp/auth_callback"
+CHATGPT_CALLBACK = "https://chatgpt.com/connector_platform_oauth_redirect"
+
+
+class MemoryTokens:
+    """The SDK's TokenStorage, in memory; remembers every token set it was given."""
+
+    def __init__(self) -> None:
+        self.tokens: list[OAuthToken] = []
+        self.client: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens[-1] if self.tokens else None
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens.append(tokens)
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client = client_info
+
+
+def browser_sign_in(authorization_url: str, name: str, email: str) -> str:
+    """The person's trip: bridge → provider sign-in → bridge → the client's callback."""
+    with httpx.Client() as browser:  # keeps cookies, as a browser does
+        upstream = location(browser.get(authorization_url))
+        back_at_bridge = sign_in_upstream(browser, upstream, name, email)
+        return location(browser.get(back_at_bridge))
+
+
+def sdk_oauth(
+    server: LiveServer, storage: MemoryTokens, name: str = "Alice", email: str = "a@example.com"
+) -> tuple[OAuthClientProvider, list[str]]:
+    """The SDK's OAuth client provider, signing in through the sandbox provider."""
+    finals: list[str] = []
+
+    async def redirect(url: str) -> None:
+        finals.append(await asyncio.to_thread(browser_sign_in, url, name, email))
+
+    async def callback() -> AuthorizationCodeResult:
+        params = query(finals[-1])
+        assert finals[-1].startswith(CLAUDE_CALLBACK + "?"), finals[-1]
+        return AuthorizationCodeResult(
+            code=params["code"], state=params["state"], iss=params["iss"]
+        )
+
+    provider = OAuthClientProvider(
+        server_url=f"{server.url}/mcp",
+        client_metadata=OAuthClientMetadata(
+            client_name="MCP test client",
+            redirect_uris=[AnyUrl(CLAUDE_CALLBACK)],
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+            token_endpoint_auth_method="none",
+        ),
+        storage=storage,
+        redirect_handler=redirect,
+        callback_handler=callback,
+    )
+    return provider, finals
+
+
+def gpt_sign_in(server: LiveServer) -> dict[str, Any]:
+    """A GPT Action's sign-in (no resource named), its OAuth client closed afterwards."""
+    try:
+        return test_oauth.sign_in(server)
+    finally:
+        while test_oauth._clients:
+            test_oauth._clients.pop().close()
+
+
+async def test_oauth_with_the_sdk_client(make_server: ServerFactory) -> None:
+    """Registration → PKCE → token (for /mcp) → tools → refresh, as MCP clients do it."""
+    server = make_server(AUTH_MODE="oauth", ACCESS_TOKEN_SECONDS="3")
+    storage = MemoryTokens()
+    provider, finals = sdk_oauth(server, storage)
+    async with (
+        httpx2.AsyncClient(auth=provider, timeout=httpx2.Timeout(60)) as http,
+        Client(streamable_http_client(f"{server.url}/mcp", http_client=http)) as mcp,
+    ):
+        answer = structured(await mcp.call_tool("request_human_agent", {"message": "via mcp"}))
+        assert answer["status"] == "waiting"
+        assert storage.client is not None
+        assert storage.client.token_endpoint_auth_method == "none"
+        assert storage.client.client_secret is None
+        assert len(finals) == 1
+        await asyncio.sleep(3.5)  # the access token expires; the SDK refreshes it
+        again = structured(await mcp.call_tool("get_agent_replies", {"wait_seconds": 0}))
+        assert again["status"] == "waiting"
+    assert len(finals) == 1  # signed in once
+    assert len(storage.tokens) == 2
+    first, refreshed = storage.tokens
+    assert refreshed.access_token != first.access_token
+    assert refreshed.refresh_token != first.refresh_token
+    # The same person over the HTTP API: the same conversation (one in Twilio).
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as api:
+        sent = await api.post(
+            "/send/anyone",
+            json={"msg": "via the api"},
+            headers={"Authorization": f"Bearer {refreshed.access_token}"},
+        )
+    assert sent.status_code == 200, sent.text
+    agent = Agent(twilio_client(server))
+    sid = await wait_for_conversation(agent)
+    bodies = [body for _, body in await asyncio.to_thread(agent.messages, sid)]
+    assert bodies == ["via mcp", "via the api"]
+
+
+async def test_oauth_challenge_and_audience(make_server: ServerFactory) -> None:
+    server = make_server(AUTH_MODE="oauth")
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    accept = {"Accept": "application/json, text/event-stream"}
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        missing = await http.post("/mcp", json=listing, headers=accept)
+        assert missing.status_code == 401
+        assert missing.headers["WWW-Authenticate"] == (
+            f'Bearer resource_metadata="{server.url}/.well-known/oauth-protected-resource"'
+        )
+        # A GPT Action's token names no resource: good at the HTTP API, not at /mcp.
+        gpt_token = await asyncio.to_thread(gpt_sign_in, server)
+        bearer = {"Authorization": f"Bearer {gpt_token['access_token']}"}
+        assert (await http.get("/replies/me", headers=bearer)).status_code == 200
+        refused = await http.post("/mcp", json=listing, headers={**accept, **bearer})
+        assert refused.status_code == 401
+        assert 'error="invalid_token"' in refused.headers["WWW-Authenticate"]
+
+        for path in (
+            "/.well-known/oauth-protected-resource",
+            "/.well-known/oauth-protected-resource/mcp",
+        ):
+            resource = (await http.get(path)).json()
+            assert resource["resource"] == f"{server.url}/mcp"
+            assert resource["authorization_servers"] == [server.url]
+        metadata = (await http.get("/.well-known/oauth-authorization-server")).json()
+        assert metadata["registration_endpoint"] == f"{server.url}/oauth/register"
+        assert metadata["code_challenge_methods_supported"] == ["S256"]
+        assert "none" in metadata["token_endpoint_auth_methods_supported"]
+
+
+async def test_registration(make_server: ServerFactory) -> None:
+    server = make_server(AUTH_MODE="oauth")
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        confidential = await http.post(
+            "/oauth/register",
+            json={
+                "client_name": "ChatGPT",
+                "redirect_uris": [CHATGPT_CALLBACK, CLAUDE_CALLBACK],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "token_endpoint_auth_method": "client_secret_post",
+            },
+        )
+        assert confidential.status_code == 201, confidential.text
+        registered = confidential.json()
+        assert registered["client_id"] and registered["client_secret"]
+        assert registered["redirect_uris"] == [CHATGPT_CALLBACK, CLAUDE_CALLBACK]
+        assert registered["token_endpoint_auth_method"] == "client_secret_post"
+
+        public = (
+            await http.post(
+                "/oauth/register",
+                json={"redirect_uris": [CLAUDE_CALLBACK], "token_endpoint_auth_method": "none"},
+            )
+        ).json()
+        assert "client_secret" not in public
+
+        for bad in (
+            {"redirect_uris": []},
+            {"redirect_uris": ["http://evil.example/cb"]},
+            {"redirect_uris": ["https://ok.example/cb#frag"]},
+            {"redirect_uris": [CLAUDE_CALLBACK], "token_endpoint_auth_method": "private_key_jwt"},
+            {"redirect_uris": [CLAUDE_CALLBACK], "grant_types": ["client_credentials"]},
+        ):
+            refused = await http.post("/oauth/register", json=bad)
+            assert refused.status_code == 400, bad
+            assert refused.json()["error"] in ("invalid_redirect_uri", "invalid_client_metadata")
+
+        base = {"response_type": "code", "state": "s1", "scope": "handoff"}
+        # Registered clients' redirect URIs are matched exactly.
+        near_miss = await http.get(
+            "/oauth/authorize",
+            params={
+                **base,
+                "client_id": public["client_id"],
+                "redirect_uri": CLAUDE_CALLBACK + "/x",
+            },
+        )
+        assert near_miss.status_code == 400 and "Location" not in near_miss.headers
+        # Public clients must use PKCE.
+        no_pkce = await http.get(
+            "/oauth/authorize",
+            params={**base, "client_id": public["client_id"], "redirect_uri": CLAUDE_CALLBACK},
+        )
+        assert query(location(no_pkce))["error"] == "invalid_request"
+        # Only this server's resources.
+        elsewhere = await http.get(
+            "/oauth/authorize",
+            params={
+                **base,
+                "client_id": registered["client_id"],
+                "redirect_uri": CHATGPT_CALLBACK,
+                "resource": "https://other.example/mcp",
+            },
+        )
+        assert query(location(elsewhere))["error"] == "invalid_target"
+
+    # The confidential registered client signs a user in with its secret (authlib), for /mcp.
+    client = OAuth2Client(
+        client_id=registered["client_id"],
+        client_secret=registered["client_secret"],
+        token_endpoint_auth_method="client_secret_post",
+        redirect_uri=CHATGPT_CALLBACK,
+        scope="handoff",
+        code_challenge_method="S256",
+    )
+    try:
+        verifier = secrets.token_urlsafe(48)
+        url, _state = client.create_authorization_url(
+            f"{server.url}/oauth/authorize", code_verifier=verifier, resource=f"{server.url}/mcp"
+        )
+        final = await asyncio.to_thread(browser_sign_in, url, "Bob", "bob@example.com")
+        assert final.startswith(CHATGPT_CALLBACK + "?")
+        token = await asyncio.to_thread(
+            client.fetch_token,
+            f"{server.url}/oauth/token",
+            authorization_response=final,
+            code_verifier=verifier,
+            resource=f"{server.url}/mcp",
+        )
+    finally:
+        client.close()
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    async with connect(server, headers=headers, mode="auto") as mcp:  # no session needed
+        answer = structured(await mcp.call_tool("request_human_agent", {"message": "hi"}))
+    assert answer["status"] == "waiting"
+
+
+async def test_token_endpoint_checks_registered_clients(make_server: ServerFactory) -> None:
+    server = make_server(AUTH_MODE="oauth")
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        registered = (
+            await http.post(
+                "/oauth/register",
+                json={"redirect_uris": [CHATGPT_CALLBACK], "client_name": "ChatGPT"},
+            )
+        ).json()
+        assert registered["token_endpoint_auth_method"] == "client_secret_basic"  # the default
+        verifier = secrets.token_urlsafe(48)
+        authorize = httpx.URL(
+            f"{server.url}/oauth/authorize",
+            params={
+                "response_type": "code",
+                "client_id": registered["client_id"],
+                "redirect_uri": CHATGPT_CALLBACK,
+                "state": "s1",
+                "code_challenge": s256(verifier),
+                "code_challenge_method": "S256",
+                "resource": f"{server.url}/mcp",
+            },
+        )
+        final = await asyncio.to_thread(browser_sign_in, str(authorize), "Cy", "cy@example.com")
+        exchange = {
+            "grant_type": "authorization_code",
+            "code": query(final)["code"],
+            "redirect_uri": CHATGPT_CALLBACK,
+            "code_verifier": verifier,
+        }
+        credentials = (registered["client_id"], registered["client_secret"])
+        wrong_secret = await http.post(
+            "/oauth/token", data=exchange, auth=(registered["client_id"], "nope")
+        )
+        assert (wrong_secret.status_code, wrong_secret.json()["error"]) == (401, "invalid_client")
+        as_public = await http.post(
+            "/oauth/token", data={**exchange, "client_id": registered["client_id"]}
+        )
+        assert as_public.status_code == 401  # a confidential client must authenticate
+        wider = await http.post(
+            "/oauth/token", data={**exchange, "resource": server.url}, auth=credentials
+        )
+        assert wider.json()["error"] in ("invalid_target", "invalid_grant")
+
+    # The code was spent by the refused attempts above (codes are single-use): sign in again.
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        final = await asyncio.to_thread(browser_sign_in, str(authorize), "Cy", "cy@example.com")
+        token = await http.post(
+            "/oauth/token",
+            data={**exchange, "code": query(final)["code"], "resource": f"{server.url}/mcp"},
+            auth=credentials,
+        )
+        assert token.status_code == 200, token.text
+        refresh = await http.post(
+            "/oauth/token",
+            data={"grant_type": "refresh_token", "refresh_token": token.json()["refresh_token"]},
+            auth=credentials,
+        )
+        assert refresh.status_code == 200, refresh.text
+    headers = {"Authorization": f"Bearer {refresh.json()['access_token']}"}
+    async with connect(server, headers=headers) as mcp:
+        assert not (await mcp.call_tool("get_agent_replies", {"wait_seconds": 0})).is_error

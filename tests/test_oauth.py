@@ -374,6 +374,7 @@ def test_metadata_documents(oauth_server: LiveServer) -> None:
     assert set(server["token_endpoint_auth_methods_supported"]) == {
         "client_secret_basic",
         "client_secret_post",
+        "none",  # public clients registered at /oauth/register (MCP clients)
     }
     resource = httpx.get(f"{oauth_server.url}/.well-known/oauth-protected-resource").json()
     assert resource["authorization_servers"] == [oauth_server.url]

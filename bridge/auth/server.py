@@ -1,9 +1,17 @@
-"""The OAuth 2.0 authorization server a GPT Action signs users in with (RFC 6749).
+"""The OAuth 2.0 authorization server GPT Actions and MCP clients sign users in with.
 
-Authorization-code grant with refresh tokens, one confidential client from settings,
-users authenticated at an upstream OpenID Connect provider. Codes are single-use and
-short-lived, bound to the client and redirect URI; replaying a code or a rotated refresh
-token revokes everything issued from that code.
+Authorization-code grant (RFC 6749) with refresh tokens; users authenticated at an
+upstream OpenID Connect provider. Clients: the confidential GPT client from settings
+(redirect URIs matched against patterns), plus clients registered at the registration
+endpoint (RFC 7591; public or confidential, redirect URIs matched exactly, PKCE S256
+required of public ones). Codes are single-use and short-lived, bound to the client,
+redirect URI and resource; replaying a code or a rotated refresh token revokes
+everything issued from that code.
+
+Resources (RFC 8707): a token is bound to the ``resource`` it was asked for. ``/mcp``
+accepts tokens for ``PUBLIC_URL/mcp`` or for the whole service (``PUBLIC_URL``); the
+HTTP API, which GPT Actions reach without naming a resource, accepts any live token of
+this server (it fronts the same conversations, for the same identity).
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote, urlencode
+from urllib.parse import unquote, urlencode, urlsplit
 
 import aiosqlite
 
@@ -26,6 +34,18 @@ from bridge.auth.oidc import OidcProvider, UpstreamError, VerifiedUser, s256
 from bridge.config import AuthSettings
 
 SIGN_IN_SECONDS = 600  # how long a user has to finish signing in upstream
+AUTH_METHODS = ("none", "client_secret_basic", "client_secret_post")
+MAX_REDIRECT_URIS = 10
+
+
+@dataclass(frozen=True)
+class Client:
+    """A client this server knows: the configured GPT client, or a registered one."""
+
+    client_id: str
+    public: bool
+    registered: bool  # registered clients' redirect URIs are matched exactly
+    redirect_uris: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,6 +95,7 @@ class AuthorizationServer:
         self._db = db
         self._settings = settings
         self.issuer = public_url
+        self.mcp_resource = f"{public_url}/mcp"
         self._patterns = [redirect_pattern(t) for t in settings.redirect_uris]
         self.upstream = OidcProvider(
             settings.oidc_issuer,
@@ -92,9 +113,15 @@ class AuthorizationServer:
         """GET /oauth/authorize: check the request, then send the user to sign in upstream."""
         client_id = params.get("client_id", "")
         redirect_uri = params.get("redirect_uri", "")
-        if not hmac.compare_digest(client_id, self._settings.oauth_client_id):
+        client = await self.find_client(client_id)
+        if client is None:
             return ErrorPage("This sign-in link names an unknown client (client_id).")
-        if not self.redirect_uri_allowed(redirect_uri):
+        allowed = (
+            redirect_uri in client.redirect_uris
+            if client.registered
+            else self.redirect_uri_allowed(redirect_uri)
+        )
+        if not allowed:
             return ErrorPage("This sign-in link's redirect_uri is not on the allow-list.")
         state = params.get("state", "")
 
@@ -114,6 +141,11 @@ class AuthorizationServer:
         challenge = params.get("code_challenge") or None
         if challenge and params.get("code_challenge_method", "plain") != "S256":
             return error("invalid_request", "code_challenge_method must be S256.")
+        if client.public and not challenge:
+            return error("invalid_request", "PKCE is required: send an S256 code_challenge.")
+        resource = params.get("resource") or None
+        if resource is not None and self._resource(resource) is None:
+            return error("invalid_target", f"Unknown resource; use {self.mcp_resource}.")
         pending = store.PendingSignIn(
             upstream_state=secrets.token_urlsafe(24),
             client_id=client_id,
@@ -123,7 +155,7 @@ class AuthorizationServer:
             nonce=secrets.token_urlsafe(24),
             code_verifier=secrets.token_urlsafe(48),
             code_challenge=challenge,
-            resource=params.get("resource") or None,
+            resource=self._resource(resource) if resource else None,
             created_at=time.time(),
         )
         try:
@@ -159,31 +191,60 @@ class AuthorizationServer:
 
     async def token(self, form: Mapping[str, str], authorization: str) -> TokenResponse:
         try:
-            self._authenticate_client(form, authorization)
+            client = await self._authenticate_client(form, authorization)
             grant_type = form.get("grant_type", "")
             if grant_type == "authorization_code":
-                return await self._exchange_code(form)
+                return await self._exchange_code(form, client)
             if grant_type == "refresh_token":
-                return await self._refresh(form)
+                return await self._refresh(form, client)
             raise OAuthError("unsupported_grant_type", "Use authorization_code or refresh_token.")
         except OAuthError as error:
             return error.response()
 
-    def _authenticate_client(self, form: Mapping[str, str], authorization: str) -> None:
+    async def find_client(self, client_id: str) -> Client | None:
+        if not client_id:
+            return None
+        if self._settings.oauth_client_id and hmac.compare_digest(
+            client_id, self._settings.oauth_client_id
+        ):
+            return Client(client_id, public=False, registered=False)
+        row = await store.find_client(self._db, client_id)
+        if row is None:
+            return None
+        return Client(
+            row.client_id, public=row.public, registered=True, redirect_uris=row.redirect_uris
+        )
+
+    async def _authenticate_client(self, form: Mapping[str, str], authorization: str) -> Client:
         basic = _basic_credentials(authorization)
         posted = (form.get("client_id", ""), form.get("client_secret", ""))
         if basic and posted[1]:
             raise OAuthError("invalid_request", "Use one client authentication method, not two.")
         client_id, secret = basic or posted
+        if client_id and not secret and not basic:
+            # A public client identifies itself and proves nothing but the PKCE verifier.
+            row = await store.find_client(self._db, client_id)
+            if row is not None and row.public:
+                return Client(row.client_id, True, True, row.redirect_uris)
         if not client_id or not secret:
             raise OAuthError("invalid_client", "Client authentication is required.", 401)
-        expected = self._settings.oauth_client_secret_hash
-        id_ok = hmac.compare_digest(client_id, self._settings.oauth_client_id)
-        secret_ok = hmac.compare_digest(store.hash_secret(secret), expected)
-        if not (id_ok and secret_ok):
-            raise OAuthError("invalid_client", "Unknown client or wrong client secret.", 401)
+        if self._settings.oauth_client_id and hmac.compare_digest(
+            client_id, self._settings.oauth_client_id
+        ):
+            expected = self._settings.oauth_client_secret_hash
+            if hmac.compare_digest(store.hash_secret(secret), expected):
+                return Client(client_id, public=False, registered=False)
+        else:
+            row = await store.find_client(self._db, client_id)
+            if (
+                row is not None
+                and row.client_secret_hash is not None
+                and hmac.compare_digest(store.hash_secret(secret), row.client_secret_hash)
+            ):
+                return Client(row.client_id, False, True, row.redirect_uris)
+        raise OAuthError("invalid_client", "Unknown client or wrong client secret.", 401)
 
-    async def _exchange_code(self, form: Mapping[str, str]) -> TokenResponse:
+    async def _exchange_code(self, form: Mapping[str, str], client: Client) -> TokenResponse:
         code, first = await store.use_code(self._db, form.get("code", ""))
         if code is None:
             raise OAuthError("invalid_grant", "Unknown authorization code.")
@@ -193,34 +254,49 @@ class AuthorizationServer:
             raise OAuthError("invalid_grant", "This authorization code was already used.")
         if code.expires_at < time.time():
             raise OAuthError("invalid_grant", "This authorization code has expired.")
-        if code.client_id != self._settings.oauth_client_id:
+        if code.client_id != client.client_id:
             raise OAuthError("invalid_grant", "This code was issued to another client.")
         if form.get("redirect_uri") != code.redirect_uri:
             raise OAuthError("invalid_grant", "redirect_uri does not match the authorization.")
+        if client.public and not code.code_challenge:
+            raise OAuthError("invalid_grant", "PKCE is required of public clients.")
         if code.code_challenge:
             verifier = form.get("code_verifier", "")
             if not verifier or not hmac.compare_digest(s256(verifier), code.code_challenge):
                 raise OAuthError("invalid_grant", "code_verifier does not match the challenge.")
-        return await self._issue(code.code_hash, code)
+        resource = self._token_resource(form, code.resource)
+        return await self._issue(code.code_hash, code, resource)
 
-    async def _refresh(self, form: Mapping[str, str]) -> TokenResponse:
+    async def _refresh(self, form: Mapping[str, str], client: Client) -> TokenResponse:
         old = await store.find_token(self._db, form.get("refresh_token", ""), "refresh")
-        if old is None or old.client_id != self._settings.oauth_client_id:
+        if old is None or old.client_id != client.client_id:
             raise OAuthError("invalid_grant", "Unknown refresh token.")
+        resource = self._token_resource(form, old.resource)
         if old.revoked_at is not None or not await store.revoke_token(self._db, old.token_hash):
             # Rotated away already: a stolen copy is being replayed.
             await store.revoke_family(self._db, old.family)
             raise OAuthError("invalid_grant", "This refresh token was revoked.")
         if old.expires_at < time.time():
             raise OAuthError("invalid_grant", "This refresh token has expired.")
-        return await self._issue(old.family, old)
+        return await self._issue(old.family, old, resource)
 
-    async def _issue(self, family: str, grant: store.Grant) -> TokenResponse:
+    def _token_resource(self, form: Mapping[str, str], granted: str | None) -> str | None:
+        """The audience of the tokens to issue: the one granted, narrowed (never widened
+        or changed) by a resource named at the token endpoint."""
+        asked = form.get("resource")
+        if not asked:
+            return granted
+        resource = self._resource(asked)
+        if resource is None or (granted is not None and resource != granted):
+            raise OAuthError("invalid_target", "The resource differs from the one authorized.")
+        return resource
+
+    async def _issue(self, family: str, grant: store.Grant, resource: str | None) -> TokenResponse:
         access = await store.issue_token(
-            self._db, "access", family, grant, self._settings.access_token_seconds
+            self._db, "access", family, grant, self._settings.access_token_seconds, resource
         )
         refresh = await store.issue_token(
-            self._db, "refresh", family, grant, self._settings.refresh_token_seconds
+            self._db, "refresh", family, grant, self._settings.refresh_token_seconds, resource
         )
         return TokenResponse(
             200,
@@ -241,9 +317,97 @@ class AuthorizationServer:
             return None
         return row
 
+    def _resource(self, value: str) -> str | None:
+        """The canonical form of a resource this server protects, or None if it is not one."""
+        trimmed = value.rstrip("/")
+        for known in (self.issuer, self.mcp_resource):
+            if trimmed.lower() == known.lower():
+                return known
+        return None
+
     def audience_allows(self, row: store.TokenRow, resource: str) -> bool:
-        """Whether a token is good at ``resource``."""
-        return True
+        """Whether a token is good at ``resource``: issued for it, or for the whole service."""
+        return row.resource in (resource, self.issuer)
+
+    # --- dynamic client registration (RFC 7591) -------------------------------------------
+
+    async def register(self, body: object) -> TokenResponse:
+        try:
+            return await self._register(body)
+        except OAuthError as error:
+            return error.response()
+
+    async def _register(self, body: object) -> TokenResponse:
+        if not isinstance(body, dict):
+            raise OAuthError(
+                "invalid_client_metadata", "Send the client metadata as a JSON object."
+            )
+        uris = body.get("redirect_uris")
+        if (
+            not isinstance(uris, list)
+            or not uris
+            or len(uris) > MAX_REDIRECT_URIS
+            or not all(isinstance(u, str) and _redirect_uri_ok(u) for u in uris)
+        ):
+            raise OAuthError(
+                "invalid_redirect_uri",
+                f"redirect_uris must list 1 to {MAX_REDIRECT_URIS} absolute https URLs without "
+                "a fragment (http only for localhost).",
+            )
+        method = body.get("token_endpoint_auth_method", "client_secret_basic")
+        if method not in AUTH_METHODS:
+            raise OAuthError(
+                "invalid_client_metadata",
+                f"token_endpoint_auth_method must be one of {', '.join(AUTH_METHODS)}.",
+            )
+        grant_types = body.get("grant_types", ["authorization_code"])
+        if not isinstance(grant_types, list) or not set(grant_types) <= {
+            "authorization_code",
+            "refresh_token",
+        }:
+            raise OAuthError(
+                "invalid_client_metadata", "grant_types: authorization_code and refresh_token."
+            )
+        response_types = body.get("response_types", ["code"])
+        if not isinstance(response_types, list) or not set(response_types) <= {"code"}:
+            raise OAuthError("invalid_client_metadata", "response_types: only code.")
+        scope = body.get("scope")
+        if scope is not None and (
+            not isinstance(scope, str) or any(s != self._settings.scope for s in scope.split())
+        ):
+            raise OAuthError(
+                "invalid_client_metadata", f"The only scope is {self._settings.scope!r}."
+            )
+        name = body.get("client_name")
+        metadata: dict[str, object] = {
+            "redirect_uris": list(uris),
+            "token_endpoint_auth_method": method,
+            "grant_types": grant_types,
+            "response_types": response_types,
+            "scope": self._settings.scope,
+        }
+        if isinstance(name, str) and name.strip():
+            metadata["client_name"] = name.strip()[:200]
+        client_id = f"mcp-{secrets.token_urlsafe(18)}"
+        secret = None if method == "none" else store.new_secret()
+        await store.save_client(
+            self._db,
+            store.ClientRow(
+                client_id=client_id,
+                client_secret_hash=store.hash_secret(secret) if secret else None,
+                auth_method=method,
+                redirect_uris=tuple(uris),
+                metadata=metadata,
+            ),
+        )
+        answer: dict[str, object] = {
+            "client_id": client_id,
+            "client_id_issued_at": int(time.time()),
+            **metadata,
+        }
+        if secret is not None:
+            answer.update({"client_secret": secret, "client_secret_expires_at": 0})
+        return TokenResponse(201, answer)
 
     # --- metadata -------------------------------------------------------------------------
 
@@ -255,21 +419,37 @@ class AuthorizationServer:
             "token_endpoint": f"{self.issuer}/oauth/token",
             "response_types_supported": ["code"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "registration_endpoint": f"{self.issuer}/oauth/register",
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ],
             "scopes_supported": [self._settings.scope],
             "code_challenge_methods_supported": ["S256"],
             "authorization_response_iss_parameter_supported": True,
         }
 
     def resource_metadata(self) -> dict[str, object]:
-        """RFC 9728."""
+        """RFC 9728, served at the root and at the MCP endpoint's path-suffixed form: both
+        name the MCP endpoint, the resource MCP clients discover them from (the 401 from
+        /mcp points at the root form)."""
         return {
-            "resource": self.issuer,
+            "resource": self.mcp_resource,
             "authorization_servers": [self.issuer],
             "scopes_supported": [self._settings.scope],
             "bearer_methods_supported": ["header"],
             "resource_name": "Flex Bridge",
         }
+
+
+def _redirect_uri_ok(uri: str) -> bool:
+    parts = urlsplit(uri)
+    if parts.fragment or not parts.netloc or "#" in uri:
+        return False
+    if parts.scheme == "https":
+        return True
+    return parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1")
 
 
 def _profile(user: VerifiedUser) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -60,6 +61,22 @@ class TokenRow(Grant):
     expires_at: float
     created_at: float
     revoked_at: float | None
+    resource: str | None  # the RFC 8707 audience, None when none was asked for
+
+
+@dataclass(frozen=True)
+class ClientRow:
+    """A client registered at the registration endpoint."""
+
+    client_id: str
+    client_secret_hash: str | None
+    auth_method: str  # none | client_secret_basic | client_secret_post
+    redirect_uris: tuple[str, ...]
+    metadata: dict[str, object]
+
+    @property
+    def public(self) -> bool:
+        return self.auth_method == "none"
 
 
 async def save_pending(db: aiosqlite.Connection, pending: PendingSignIn) -> None:
@@ -132,13 +149,18 @@ async def use_code(db: aiosqlite.Connection, code: str) -> tuple[CodeRow | None,
 
 
 async def issue_token(
-    db: aiosqlite.Connection, kind: str, family: str, grant: Grant, lifetime: float
+    db: aiosqlite.Connection,
+    kind: str,
+    family: str,
+    grant: Grant,
+    lifetime: float,
+    resource: str | None = None,
 ) -> str:
     token = new_secret()
     now = time.time()
     await db.execute(
         "INSERT INTO oauth_tokens (token_hash, kind, family, client_id, subject, scope, profile,"
-        " expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " expires_at, created_at, resource) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             hash_secret(token),
             kind,
@@ -149,6 +171,7 @@ async def issue_token(
             grant.profile,
             now + lifetime,
             now,
+            resource,
         ),
     )
     return token
@@ -175,4 +198,37 @@ async def revoke_family(db: aiosqlite.Connection, family: str) -> None:
     await db.execute(
         "UPDATE oauth_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL",
         (time.time(), family),
+    )
+
+
+async def save_client(db: aiosqlite.Connection, client: ClientRow) -> None:
+    await db.execute(
+        "INSERT INTO oauth_clients (client_id, client_secret_hash, auth_method, redirect_uris,"
+        " metadata, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            client.client_id,
+            client.client_secret_hash,
+            client.auth_method,
+            json.dumps(list(client.redirect_uris)),
+            json.dumps(client.metadata),
+            time.time(),
+        ),
+    )
+
+
+async def find_client(db: aiosqlite.Connection, client_id: str) -> ClientRow | None:
+    async with db.execute(
+        "SELECT client_id, client_secret_hash, auth_method, redirect_uris, metadata"
+        " FROM oauth_clients WHERE client_id = ?",
+        (client_id,),
+    ) as cursor:
+        row = await cursor.fetchone()
+    if row is None:
+        return None
+    return ClientRow(
+        client_id=row["client_id"],
+        client_secret_hash=row["client_secret_hash"],
+        auth_method=row["auth_method"],
+        redirect_uris=tuple(json.loads(row["redirect_uris"])),
+        metadata=json.loads(row["metadata"]),
     )

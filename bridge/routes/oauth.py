@@ -69,11 +69,24 @@ async def token() -> Response:
     return response
 
 
+@oauth_routes.post("/oauth/register")
+async def register() -> Response:
+    """Dynamic client registration (RFC 7591), as MCP clients such as ChatGPT and Claude use."""
+    body = await request.get_json(force=True, silent=True)
+    result = await _server().register(body)
+    response = jsonify(result.body)
+    response.status_code = result.status
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
+
+
 @oauth_routes.get("/.well-known/oauth-authorization-server")
 async def server_metadata() -> Response:
     return jsonify(_server().server_metadata())
 
 
 @oauth_routes.get("/.well-known/oauth-protected-resource")
+@oauth_routes.get("/.well-known/oauth-protected-resource/mcp")
 async def resource_metadata() -> Response:
     return jsonify(_server().resource_metadata())
