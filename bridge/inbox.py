@@ -148,7 +148,10 @@ class Inbox:
             for m in messages
             if m.author not in (row.identity, "system")
         ]
-        if await store.record_agent_messages(self._db, row.id, agent, messages[-1].index):
+        await store.record_agent_messages(self._db, row.id, agent, messages[-1].index)
+        if agent:
+            # Even when every one was stored already (a webhook that came ahead of the sync
+            # mark), moving the mark past them is what makes them deliverable.
             self._notifier.notify(row.identity)
 
     async def finish(self, row: store.ConversationRow, *, read_last: bool) -> None:

@@ -252,3 +252,36 @@ def test_fault_settings_are_validated(server: LiveServer, bad: dict[str, object]
 
 def test_control_needs_the_account_credentials(server: LiveServer) -> None:
     assert httpx.get(f"{server.url}/sandbox/control/stats").status_code == 401
+
+
+async def test_reply_behind_a_lost_webhook_wakes_the_waiter(make_server: ServerFactory) -> None:
+    """The user's own message webhook is lost, so the agent's reply arrives ahead of the
+    sync mark: the reconcile that fills the gap must wake the waiting request at once."""
+    server = make_server(REPLY_WAIT_SECONDS="15")
+    agent = sandbox_client(server.url).conversations.v1.conversations
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        sending = asyncio.ensure_future(client.post("/send/vera", json={"msg": "first"}))
+        while not await asyncio.to_thread(agent.list):
+            await asyncio.sleep(0.05)
+        sid = (await asyncio.to_thread(agent.list))[0].sid
+        await asyncio.to_thread(
+            agent(sid).messages.create,
+            author="agent.kai",
+            body="hello",
+            x_twilio_webhook_enabled="true",
+        )
+        assert (await sending).json()["status"] == "answered"
+        faults(server, drop_webhooks=1.0)
+        second = asyncio.ensure_future(client.post("/send/vera", json={"msg": "second"}))
+        await asyncio.sleep(0.5)  # posted; its webhook went nowhere
+        faults(server, drop_webhooks=0.0)
+        started = time.monotonic()
+        await asyncio.to_thread(
+            agent(sid).messages.create,
+            author="agent.kai",
+            body="answer to second",
+            x_twilio_webhook_enabled="true",
+        )
+        answer = (await second).json()
+        assert [r["body"] for r in answer["replies"]] == ["answer to second"]
+        assert time.monotonic() - started < 5, "woken by the reconcile, not by the timeout"
