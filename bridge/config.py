@@ -187,6 +187,12 @@ def _auth_settings(env: Mapping[str, str], sandbox: bool, local_url: str) -> Aut
     mode = env.get("AUTH_MODE", "").strip().lower() or "none"
     if mode not in AUTH_MODES:
         raise ConfigError(f"AUTH_MODE must be one of {', '.join(AUTH_MODES)}, got {mode!r}.")
+    if mode == "none" and not sandbox and _bool(env, "ALLOW_INSECURE_NO_AUTH") is not True:
+        raise ConfigError(
+            "AUTH_MODE is none, so anyone who guesses a user name could read that user's "
+            "replies. Set AUTH_MODE=apikey or AUTH_MODE=oauth, or ALLOW_INSECURE_NO_AUTH=1 to "
+            "accept that risk (for a private network only)."
+        )
     keys = tuple(k.strip() for k in env.get("API_KEYS", "").split(",") if k.strip())
     if mode == "apikey":
         if not keys:

@@ -18,6 +18,7 @@ REAL = {
     "TWILIO_AUTH_TOKEN": "token",
     "TWILIO_FLOW_SID": "FW" + "b" * 32,
     "BRIDGE_SECRET": "k" * 32,
+    "ALLOW_INSECURE_NO_AUTH": "1",
 }
 
 
@@ -80,6 +81,17 @@ def test_database_url_forms() -> None:
 def test_errors_name_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(ConfigError, match=variable):
         load_settings(env)
+
+
+def test_no_auth_outside_the_sandbox_is_refused_unless_allowed() -> None:
+    strict = {k: v for k, v in REAL.items() if k != "ALLOW_INSECURE_NO_AUTH"}
+    with pytest.raises(ConfigError, match="ALLOW_INSECURE_NO_AUTH"):
+        load_settings(strict)
+    assert (
+        load_settings({**strict, "AUTH_MODE": "apikey", "API_KEYS": "x" * 20}).auth.mode == "apikey"
+    )
+    assert load_settings({**strict, "ALLOW_INSECURE_NO_AUTH": "1"}).auth.mode == "none"
+    assert load_settings({}).auth.mode == "none"  # the sandbox needs no flag
 
 
 def test_reply_wait_accepts_up_to_40() -> None:

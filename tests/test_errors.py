@@ -99,6 +99,7 @@ def test_twilio_refusing_credentials_is_502(make_server: ServerFactory, tmp_path
     sandbox = make_server()
     bridge = make_server(
         SANDBOX="0",
+        ALLOW_INSECURE_NO_AUTH="1",
         TWILIO_ACCOUNT_SID=sandbox.settings.twilio_account_sid,
         TWILIO_AUTH_TOKEN="wrong-token",
         TWILIO_FLOW_SID="FW" + "1" * 32,
