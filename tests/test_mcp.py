@@ -262,9 +262,21 @@ async def test_two_sessions_are_two_users(server: LiveServer) -> None:
     assert bob_answer["replies"] == []
 
 
-async def test_without_a_session_none_mode_says_why(server: LiveServer) -> None:
-    """The 2026-07-28 protocol has no sessions, so it cannot tell users apart here."""
-    async with connect(server, mode="auto") as mcp:
+async def test_sessionless_clients_share_one_sandbox_user(server: LiveServer) -> None:
+    """The newest protocol has no sessions: in the sandbox such clients share one user."""
+    async with connect(server, mode="auto") as first:
+        sent = structured(await first.call_tool("request_human_agent", {"message": "hi"}))
+    assert sent["status"] == "waiting"
+    async with connect(server, mode="auto") as second:
+        again = structured(await second.call_tool("get_agent_replies", {"wait_seconds": 0}))
+    assert again["status"] == "waiting"  # the same user's open conversation
+
+
+async def test_without_a_session_outside_the_sandbox_says_why(make_server: ServerFactory) -> None:
+    """With API keys the user is the MCP session; a sessionless request cannot be told apart."""
+    server = make_server(AUTH_MODE="apikey", API_KEYS=API_KEY)
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    async with connect(server, mode="auto", headers=headers) as mcp:
         result = await mcp.call_tool("request_human_agent", {"message": "hi"})
     assert result.is_error
     assert "session" in text(result)

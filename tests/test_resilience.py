@@ -261,9 +261,12 @@ async def test_reply_behind_a_lost_webhook_wakes_the_waiter(make_server: ServerF
     agent = sandbox_client(server.url).conversations.v1.conversations
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
         sending = asyncio.ensure_future(client.post("/send/vera", json={"msg": "first"}))
-        while not await asyncio.to_thread(agent.list):
+        for _ in range(200):
+            listed = await asyncio.to_thread(agent.list)
+            if listed:
+                break
             await asyncio.sleep(0.05)
-        sid = (await asyncio.to_thread(agent.list))[0].sid
+        sid = listed[0].sid
         await asyncio.to_thread(
             agent(sid).messages.create,
             author="agent.kai",

@@ -25,6 +25,7 @@ from quart import Quart
 
 from bridge.conversations import TwilioError, TwilioUnavailable
 from bridge.handoff import HandoffResult
+from bridge.identity import identity_hash
 from bridge.mcp.caller import CALLER_SCOPE_KEY, SESSION_HEADER, McpCaller, session_identity
 from bridge.mcp.caller import wired_services as find_services
 from bridge.ratelimit import retry_after
@@ -41,6 +42,9 @@ T = TypeVar("T")
 
 #: The HTTP API's operation names, as they appear in notes, and the tools doing the same.
 _TOOL_NAMES = {"sendMessage": "request_human_agent", "getReplies": "get_agent_replies"}
+
+#: Who sessionless MCP requests are in the sandbox without authentication.
+SESSIONLESS_SANDBOX_USER = "mcp-sandbox-user"
 
 
 class ReplyOut(BaseModel):
@@ -102,6 +106,10 @@ class Handoff:
         if caller.identity is not None:
             return caller.identity, caller.profile
         session_id = request.headers.get(SESSION_HEADER) if request is not None else None
+        if not session_id and wired.settings.auth.mode == "none" and wired.settings.sandbox:
+            # The newest protocol has no sessions. In the sandbox, where identity is not
+            # trusted anyway, such clients share one user rather than failing.
+            return identity_hash(wired.secret, SESSIONLESS_SANDBOX_USER), None
         if not session_id:
             raise ToolError(
                 "This server tells users apart by MCP session, and this request has none "
