@@ -1,0 +1,1 @@
+"""Benchmarks for the bridge and the Conversations emulator, each in its own process."""

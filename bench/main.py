@@ -1,0 +1,272 @@
+"""Run the benchmark scenarios, write bench/results/latest.json and docs/latency.png, and
+print a summary."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import calls, faults, latency, procs, throughput, waiters
+from bench.harness import ScenarioFailed
+from bench.plot import latency_cdf
+
+RESULTS = procs.ROOT / "bench" / "results" / "latest.json"
+PLOT = procs.ROOT / "docs" / "latency.png"
+#: Where a --quick run writes, so a smoke run never replaces the full run's files.
+QUICK_RESULTS = procs.ROOT / "bench" / "results" / "quick.json"
+QUICK_PLOT = procs.ROOT / "bench" / "results" / "latency-quick.png"
+
+Scenario = Callable[[bool], Awaitable[dict[str, Any]]]
+SCENARIOS: dict[str, Scenario] = {
+    "latency": latency.run,
+    "waiters": waiters.run,
+    "calls": calls.run,
+    "throughput": throughput.run,
+    "faults": faults.run,
+}
+
+
+def source_version(source: Path) -> dict[str, Any]:
+    """The commit of the checkout that ran, and whether its bridge code differs from it."""
+    try:
+        commit = subprocess.run(  # noqa: S603 - fixed arguments
+            ["git", "-C", str(source), "rev-parse", "HEAD"],  # noqa: S607
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(  # noqa: S603 - fixed arguments
+            ["git", "-C", str(source), "diff", "--quiet", "HEAD", "--", "bridge", "main.py"],  # noqa: S607
+            capture_output=True,
+            check=False,
+        ).returncode
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None}
+    return {"commit": commit, "bridge_code_differs_from_commit": changed != 0}
+
+
+def cpu_ticks() -> dict[str, int]:
+    """System-wide CPU time so far (/proc/stat, in clock ticks): all, and stolen by the host."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    return {"total": sum(fields[:8]), "steal": fields[7] if len(fields) > 7 else 0}
+
+
+def steal_percent(before: dict[str, int], after: dict[str, int]) -> float:
+    """Share of the machine's CPU time the hypervisor took for others between two reads."""
+    total = after["total"] - before["total"]
+    return round(100 * (after["steal"] - before["steal"]) / total, 1) if total else 0.0
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as info:
+        mem_kb = int(info.readline().split()[1])
+    os_name = platform.platform()
+    try:
+        with open("/etc/os-release") as release:
+            for line in release:
+                if line.startswith("PRETTY_NAME="):
+                    os_name = f"{line.split('=', 1)[1].strip().strip(chr(34))}, {os_name}"
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gib": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "os": os_name,
+        "nofile_limit": procs.raise_nofile_limit(),
+    }
+
+
+async def run_all(names: list[str], quick: bool) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name in names:
+        print(f"== {name} ...", flush=True)
+        started = time.perf_counter()
+        ticks = cpu_ticks()
+        try:
+            results[name] = await SCENARIOS[name](quick)
+        except ScenarioFailed as failure:
+            results[name] = {"failed": str(failure)}
+        except Exception as error:  # one scenario's crash must not lose the others
+            traceback.print_exc()
+            results[name] = {"failed": f"{type(error).__name__}: {error}"}
+        results[name]["scenario_s"] = round(time.perf_counter() - started, 1)
+        results[name]["cpu_steal_pct"] = steal_percent(ticks, cpu_ticks())
+        print(f"   {name} done in {results[name]['scenario_s']} s", flush=True)
+    return results
+
+
+def summary(results: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+
+    def ms(block: dict[str, Any]) -> str:
+        if not block.get("n"):
+            return "no samples"
+        return (
+            f"p50 {block['p50']:.1f} / p90 {block['p90']:.1f} / p99 {block['p99']:.1f} / "
+            f"max {block['max']:.1f} ms (n={block['n']})"
+        )
+
+    def met(block: dict[str, Any]) -> str:
+        return "MET" if block.get("target", {}).get("met") else "NOT MET"
+
+    for name, block in results.items():
+        if "failed" in block:
+            lines.append(f"[{name}] FAILED: {block['failed']}")
+            continue
+        if name == "latency":
+            lines.append(
+                f"[latency] push: {ms(block['push']['latency_ms'])}, errors "
+                f"{block['push']['errors']}"
+            )
+            lines.append(
+                f"[latency] poll: {ms(block['poll']['latency_ms'])}, errors "
+                f"{block['poll']['errors']}"
+            )
+            lines.append(f"[latency] target push p99 <= 50 ms: {met(block)}")
+        elif name == "waiters":
+            for attempt in block["attempts"]:
+                head = (
+                    f"[waiters] N={attempt['n']}: all waiting {attempt['all_waiting']} after "
+                    f"{attempt['all_waiting_after_s']} s, bridge RSS "
+                    f"{attempt['bridge_rss_all_waiting_mb']} MB"
+                )
+                if "failure" in attempt:
+                    lines.append(f"{head}; FAILED: {attempt['failure']}")
+                    continue
+                lines.append(
+                    f"{head}; errors {attempt['errors']}, delivered once "
+                    f"{attempt['delivered_once']}, wake {ms(attempt['wake_latency_ms'])}"
+                )
+            late = block.get("late_replies_after_restart")
+            if late:
+                lines.append(
+                    f"[waiters] replies not handed out by failed attempts, after a restart: "
+                    f"{late['handed_out_once']} of {late['expected']} handed out exactly once"
+                )
+            lines.append(
+                f"[waiters] largest N that worked: {block['largest_ok_n']}; target "
+                f"{block['target_n']} with peak RSS <= 512 MB "
+                f"({block['target']['peak_rss_mb']} MB): {met(block)}"
+            )
+        elif name == "calls":
+            lines.append(
+                f"[calls] push: first message {block['push_first_message']['total']}, with "
+                f"context {block['push_first_message_with_context']['total']}, follow-up "
+                f"{block['push_follow_up']['total']}, per waiting minute "
+                f"{block['push_waiting']['per_user_minute']['total']}; poll per waiting minute "
+                f"{block['poll_waiting']['per_user_minute']['total']}: {met(block)}"
+            )
+        elif name == "throughput":
+            for key in ("tiny_wait", "half_second"):
+                t = block[key]
+                lines.append(
+                    f"[throughput] REPLY_WAIT_SECONDS={t['reply_wait_seconds']:g}, "
+                    f"{t['clients']} clients, {t['duration_s']} s: {t['requests_per_s']} req/s, "
+                    f"{ms(t['latency_ms'])}, errors {t['errors']}, answered 'queued' "
+                    f"{t['answered_queued']}, posted during run {t['posted_during_run']}"
+                )
+        elif name == "faults":
+            for v in block["variants"]:
+                lines.append(
+                    f"[faults] {v['variant']}: {v['completed_under_faults']}/{v['users']} done "
+                    f"under faults, {v['completed_after_faults_cleared']} after clearing, "
+                    f"never {v['never_completed']}; lost {v['lost_replies']}, duplicated "
+                    f"replies {v['duplicated_replies']}, duplicated user messages "
+                    f"{v['duplicated_user_messages']}; reply latency {ms(v['reply_latency_ms'])}"
+                )
+            lines.append(f"[faults] target 0 lost / 0 duplicated: {met(block)}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small counts, a smoke run (writes bench/results/quick.json and latency-quick.png)",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(SCENARIOS),
+        help=f"comma-separated scenarios to run (default all: {','.join(SCENARIOS)})",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help=f"where to write the JSON (default {RESULTS.relative_to(procs.ROOT)})",
+    )
+    parser.add_argument(
+        "--plot", type=Path, help=f"where to draw the plot (default {PLOT.relative_to(procs.ROOT)})"
+    )
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=procs.ROOT,
+        help="the checkout whose bridge and emulator run (default: this one)",
+    )
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(unknown)}")
+    procs.SOURCE = args.source.resolve()
+    args.out = args.out or (QUICK_RESULTS if args.quick else RESULTS)
+    args.plot = args.plot or (QUICK_PLOT if args.quick else PLOT)
+
+    started = time.perf_counter()
+    meta = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": " ".join([Path(sys.argv[0]).name, *(argv or sys.argv[1:])]),
+        "quick": args.quick,
+        "source": str(procs.SOURCE),
+        "source_version": source_version(procs.SOURCE),
+        "machine": machine(),
+    }
+    ticks = cpu_ticks()
+    results = asyncio.run(run_all(names, args.quick))
+    meta["duration_s"] = round(time.perf_counter() - started, 1)
+    meta["cpu_steal_pct"] = steal_percent(ticks, cpu_ticks())
+
+    lat = results.get("latency", {})
+    if "push" in lat and "poll" in lat:
+        latency_cdf(
+            lat["push"]["samples_s"],
+            lat["poll"]["samples_s"],
+            args.plot,
+            f"Reply latency, {lat['push']['handoffs']} hand-offs per mode, "
+            f"{lat['push']['concurrency']} at a time ({meta['date'][:10]}, "
+            f"{meta['machine']['nproc']} cores)",
+        )
+        meta["plot"] = str(args.plot)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
+
+    print()
+    print(f"Flex Bridge benchmarks, {meta['date']}, {meta['machine']['nproc']} cores")
+    for line in summary(results):
+        print("  " + line)
+    print(
+        f"Total {meta['duration_s']} s (CPU time stolen by the host: {meta['cpu_steal_pct']}%). "
+        f"Results: {args.out}"
+    )
+    return 1 if any("failed" in block for block in results.values()) else 0
