@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 Status = Literal["answered", "waiting", "closed"]
 
+#: However short the reply wait, posting the message to Twilio may take this long.
+MIN_POST_SECONDS = 2.0
+
 NOTES: dict[str, str] = {
     "answered": "A human agent replied: show the replies to the user as they are. Send the "
     "user's next message with sendMessage.",
@@ -139,18 +142,22 @@ class HandoffService:
         """Store and post the user's message (opening a conversation if needed), then wait.
 
         ``profile`` (verified name and email, JSON) is shown to the agent when the
-        message opens a conversation. The wait for a reply is REPLY_WAIT_SECONDS, or
-        ``wait_seconds`` when that is shorter.
+        message opens a conversation. The whole call, posting included, takes about
+        REPLY_WAIT_SECONDS (or ``wait_seconds`` when that is shorter); posting gets at least
+        MIN_POST_SECONDS of it, however short the wait, so a healthy Twilio is not
+        mistaken for a slow one.
         """
-        budget = min(budget_seconds, self.reply_wait_seconds)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        wait = self.reply_wait_seconds
+        if wait_seconds is not None:
+            wait = min(wait_seconds, wait)
+        budget = max(MIN_POST_SECONDS, min(budget_seconds, wait))
         row = await self.outbox.submit(identity, text, context, budget, profile=profile)
         if row.state == "pending":
             replies = _replies(await store.take_undelivered_for(self._db, identity))
             return HandoffResult("answered" if replies else "waiting", replies, NOTES["queued"])
-        wait = self.reply_wait_seconds
-        if wait_seconds is not None:
-            wait = min(wait_seconds, wait)
-        return await self._collect(identity, wait)
+        return await self._collect(identity, max(0.0, wait - (loop.time() - started)))
 
     async def replies(self, identity: str, wait: float) -> HandoffResult:
         latest = await store.latest_conversation(self._db, identity)
