@@ -30,15 +30,8 @@ def unique_name_of(user: str, generation: int = 1) -> str:
     return f"flexbridge-{identity_of(user)}-{generation}"
 
 
-def session(
-    limit: int = 100, keepalive: float = 15.0, local_ip: str | None = None
-) -> aiohttp.ClientSession:
-    """A client session; with ``local_ip`` its connections leave from that loopback address."""
-    connector = aiohttp.TCPConnector(
-        limit=limit,
-        keepalive_timeout=keepalive,
-        local_addr=(local_ip, 0) if local_ip else None,
-    )
+def session(limit: int = 100, keepalive: float = 15.0) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(limit=limit, keepalive_timeout=keepalive)
     return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=120))
 
 

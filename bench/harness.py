@@ -42,6 +42,7 @@ class Stack:
     _http: aiohttp.ClientSession | None
     settings: dict[str, str]
     queued_at_open: int = 0
+    http_limit: int = 200
 
     @property
     def http(self) -> aiohttp.ClientSession:
@@ -59,6 +60,12 @@ class Stack:
     @property
     def emu(self) -> EmulatorClient:
         return EmulatorClient(self.http, self.emulator.url)
+
+    async def fresh_http(self) -> None:
+        """Close the driver's client session (and its idle connections); open a new one."""
+        if self._http is not None:
+            await self._http.close()
+        self._http = session(self.http_limit)
 
     async def restart_bridge(self, **settings: str) -> None:
         """Stop the bridge and start it again on the same port and database (so the
@@ -164,6 +171,7 @@ async def stack(
     try:
         await asyncio.to_thread(emulator.start)
         await asyncio.to_thread(running.bridge.start)
+        running.http_limit = http_limit
         running.http = session(http_limit)
         yield running
     except BaseException:

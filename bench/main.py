@@ -246,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     results = asyncio.run(run_all(names, args.quick))
     meta["duration_s"] = round(time.perf_counter() - started, 1)
     meta["cpu_steal_pct"] = steal_percent(ticks, cpu_ticks())
+    meta["source_version_at_end"] = source_version(procs.SOURCE)
+    if meta["source_version_at_end"] != meta["source_version"]:
+        print("WARNING: the bridge's code changed while the benchmarks ran", flush=True)
 
     lat = results.get("latency", {})
     if "push" in lat and "poll" in lat:

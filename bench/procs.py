@@ -146,21 +146,22 @@ def _status_kb(pid: int, key: str) -> int:
     raise LookupError(key)
 
 
-def established_to(port: int, from_ip: str | None = None) -> int:
-    """TCP connections in ESTABLISHED state to local port ``port`` (the server side),
-    only those coming from ``from_ip`` when given (IPv4)."""
-    wanted = f":{port:04X}"
-    peer = None
-    if from_ip is not None:
-        peer = "".join(f"{int(part):02X}" for part in reversed(from_ip.split("."))) + ":"
+def connections_from_self(port: int) -> int:
+    """This process's TCP connections in ESTABLISHED state to 127.0.0.1:``port``."""
+    inodes: set[str] = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    wanted = f"0100007F:{port:04X}"
     count = 0
     with open("/proc/net/tcp") as lines:
         next(lines)
         for line in lines:
-            parts = line.split(None, 4)
-            local, remote, state = parts[1], parts[2], parts[3]
-            if local.endswith(wanted) and state == "01":
-                count += peer is None or remote.startswith(peer)
+            parts = line.split()
+            if parts[2] == wanted and parts[3] == "01" and parts[9] in inodes:
+                count += 1
     return count
 
 

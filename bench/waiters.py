@@ -34,8 +34,6 @@ POST_CONCURRENCY = 256
 #: Faster than any rate the agent's posts reached here (up to about 500/s): if the window
 #: left cannot fit N replies even at this rate, none is posted.
 OPTIMISTIC_POSTS_PER_S = 1000
-#: The waiting calls connect from this loopback address (the rest from 127.0.0.1).
-WAITERS_IP = "127.0.0.2"
 #: Called with the bridge process when the replies start (for profiling by hand).
 PROFILE_HOOK: Callable[[procs.Service], None] | None = None
 
@@ -83,6 +81,7 @@ async def run(quick: bool, target: int | None = None) -> dict[str, Any]:
         for size in (n, n // 2, n // 4, n // 8):
             if size > len(clean):
                 await collect_late()
+            await running.fresh_http()  # no idle connection of the driver's to the bridge
             await running.bridge_idle()
             await running.emu.reset_stats()
             subset = clean[:size]
@@ -132,10 +131,10 @@ async def _wait_and_reply(
     n = len(users)
     out: dict[str, Any] = {"n": n, "late": {}, "posted": False}
     rss_before = bridge.rss_mb()
-    # One connection per waiting call, from their own loopback address so they can be
-    # counted apart from any other connection to the bridge; the agent's posts go through
-    # their own pool.
-    waiting_http = session(limit=0, keepalive=60, local_ip=WAITERS_IP)
+    # One connection per waiting call; the agent's posts go through their own pool. The
+    # driver holds no other connection to the bridge meanwhile, so its connections to the
+    # bridge's port are the waiting calls'.
+    waiting_http = session(limit=0, keepalive=60)
     agent_http = session(limit=0, keepalive=3)
     api = BridgeClient(waiting_http, bridge.url)
     agent = EmulatorClient(agent_http, emulator.url)
@@ -155,10 +154,10 @@ async def _wait_and_reply(
         # All waiting at once: none answered, every connection up, the bridge quiet.
         connected = 0
         while time.perf_counter() - first_started < WAIT_SECONDS:
-            connected = procs.established_to(bridge.port, from_ip=WAITERS_IP)
+            connected = procs.connections_from_self(bridge.port)
             if connected >= n or any(task.done() for task in waiters.values()):
                 break
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.5)
         cpu_before_quiet = bridge.cpu_seconds()
         await _quiet(bridge, first_started + WAIT_SECONDS)
         early = [u for u, task in waiters.items() if task.done()]
