@@ -158,6 +158,18 @@ class Agent:
         return [(m.author, m.body) for m in self.conversations(sid).messages.list(order="asc")]
 
 
+async def wait_for_conversation(agent: Agent, within: float = 10.0) -> str:
+    """The only conversation's SID, once the agent can see it."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        sids = await asyncio.to_thread(lambda: [c.sid for c in agent.conversations.list()])
+        if sids:
+            assert len(sids) == 1, sids
+            return sids[0]
+        await asyncio.sleep(0.05)
+    raise TimeoutError("no conversation appeared")
+
+
 @pytest.fixture
 def agent(server: LiveServer) -> Agent:
     return Agent(twilio_client(server))

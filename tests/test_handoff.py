@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from bridge.config import SANDBOX_FLOW_SID
-from tests.conftest import Agent, LiveServer, ServerFactory, twilio_client
+from tests.conftest import Agent, LiveServer, ServerFactory, twilio_client, wait_for_conversation
 
 
 @pytest.fixture(params=["push", "poll"])
@@ -109,17 +109,6 @@ async def replies_until_closed(
         if answer["status"] == "closed":
             return bodies, answer
     raise AssertionError(f"never closed; replies so far: {bodies}")
-
-
-async def wait_for_conversation(agent: Agent, within: float = 10.0) -> str:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        sids = await asyncio.to_thread(lambda: [c.sid for c in agent.conversations.list()])
-        if sids:
-            assert len(sids) == 1, sids
-            return sids[0]
-        await asyncio.sleep(0.05)
-    raise TimeoutError("no conversation appeared")
 
 
 async def test_agent_reply_comes_back_in_the_send_answer(

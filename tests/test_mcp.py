@@ -30,7 +30,7 @@ from bridge.handoff import NOTES
 from bridge.mcp import tools
 from bridge.mcp.tools import MAX_WAIT_SECONDS, mcp_note
 from tests import test_oauth
-from tests.conftest import Agent, LiveServer, ServerFactory, twilio_client
+from tests.conftest import Agent, LiveServer, ServerFactory, twilio_client, wait_for_conversation
 from tests.test_oauth import location, query, sign_in_upstream
 
 API_KEY = "mcp-test-key-0123456789abcdef"
@@ -58,17 +58,6 @@ def text(result: CallToolResult) -> str:
     block = result.content[0]
     assert isinstance(block, TextContent)
     return block.text
-
-
-async def wait_for_conversation(agent: Agent, within: float = 10.0) -> str:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        sids = await asyncio.to_thread(lambda: [c.sid for c in agent.conversations.list()])
-        if sids:
-            assert len(sids) == 1, sids
-            return sids[0]
-        await asyncio.sleep(0.05)
-    raise TimeoutError("no conversation appeared")
 
 
 async def test_tools_are_listed_with_schemas(server: LiveServer) -> None:

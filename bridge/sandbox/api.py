@@ -16,7 +16,7 @@ from werkzeug.datastructures import MultiDict
 
 from bridge.sandbox import resources
 from bridge.sandbox.faults import Faults, Stats
-from bridge.sandbox.state import Account, EmulatorError, invalid, parse_duration
+from bridge.sandbox.state import Account, Conversation, EmulatorError, invalid, parse_duration
 
 T = TypeVar("T")
 
@@ -165,10 +165,9 @@ def _no_content() -> Response:
 # --- Conversations --------------------------------------------------------------------------
 
 
-@api.post("/Conversations")
-async def create_conversation() -> tuple[Response, int]:
-    form = await _form()
-    conv = _account().create_conversation(
+def _new_conversation(account: Account, form: MultiDict[str, str]) -> Conversation:
+    """A conversation from the create parameters both create endpoints share."""
+    return account.create_conversation(
         friendly_name=form.get("FriendlyName"),
         unique_name=form.get("UniqueName"),
         attributes=form.get("Attributes"),
@@ -176,6 +175,12 @@ async def create_conversation() -> tuple[Response, int]:
         timer_inactive=_duration(form, "Timers.Inactive", timedelta(minutes=1)),
         timer_closed=_duration(form, "Timers.Closed", timedelta(minutes=10)),
     )
+
+
+@api.post("/Conversations")
+async def create_conversation() -> tuple[Response, int]:
+    form = await _form()
+    conv = _new_conversation(_account(), form)
     return _created(resources.conversation(_account(), _base(), conv))
 
 
@@ -196,14 +201,7 @@ async def create_conversation_with_participants() -> tuple[Response, int]:
     identities = [str(p["identity"]) for p in participants]
     if len(set(identities)) != len(identities):
         raise EmulatorError(409, 50433, "Participant already exists")
-    conv = account.create_conversation(
-        friendly_name=form.get("FriendlyName"),
-        unique_name=form.get("UniqueName"),
-        attributes=form.get("Attributes"),
-        state=form.get("State"),
-        timer_inactive=_duration(form, "Timers.Inactive", timedelta(minutes=1)),
-        timer_closed=_duration(form, "Timers.Closed", timedelta(minutes=10)),
-    )
+    conv = _new_conversation(account, form)
     for participant in participants:
         attributes = participant.get("attributes")
         account.add_participant(
