@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from quart import Blueprint, Response, current_app, jsonify, request, send_from_directory
+from quart import Blueprint, Response, current_app, jsonify, request
 
 from bridge.sandbox.state import (
     Account,
@@ -149,7 +149,9 @@ def _account() -> Account:
 
 @console.get("/")
 async def page() -> Response:
-    return await send_from_directory(STATIC, "console.html")
+    # Read whole (it is small): a streamed file is left open if the client stops reading.
+    html = (STATIC / "console.html").read_bytes()
+    return Response(html, content_type="text/html; charset=utf-8")
 
 
 # --- reading ---------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
 
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from quart import Blueprint, Response, current_app, jsonify, request, send_from_directory
+from quart import Blueprint, Response, current_app, jsonify, request
 from werkzeug.datastructures import MultiDict
 
 from bridge.config import SANDBOX_IDP_CLIENT_ID, SANDBOX_IDP_CLIENT_SECRET
@@ -781,7 +781,9 @@ async def jwks() -> Response:
 
 @idp.get("/idp.css")
 async def stylesheet() -> Response:
-    response = await send_from_directory(STATIC, "idp.css")
+    # Read whole (it is small): a streamed file is left open if the client stops reading.
+    css = (STATIC / "idp.css").read_bytes()
+    response = Response(css, content_type="text/css; charset=utf-8")
     response.headers["Cache-Control"] = "no-cache"
     return response
 
