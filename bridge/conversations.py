@@ -201,6 +201,11 @@ class ConversationsClient:
             log.info("twilio %s failed: status=%s code=%s", operation, error.status, error.code)
             raise error from exc
 
+    async def check_access(self) -> None:
+        """One cheap authenticated read (a page of one conversation): raises TwilioRejected
+        for bad credentials, TwilioUnavailable when Twilio cannot be reached."""
+        await self._call("list_conversations", self._v1.conversations.page_async(page_size=1))
+
     # --- conversations --------------------------------------------------------------------
 
     async def create_conversation(

@@ -96,7 +96,7 @@ class HandoffService:
         self._poller = None if webhook_url else Poller(self.inbox.sync, poll_interval_seconds)
         self._reconcile_interval = reconcile_interval_seconds
         self._waited_on: Counter[int] = Counter()
-        self._closing = asyncio.Event()
+        self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -112,11 +112,12 @@ class HandoffService:
 
     def begin_shutdown(self) -> None:
         """Wake every waiter: each answers ``waiting`` with what it has."""
-        self._closing.set()
+        self._closing = True
+        self._notifier.notify_all()
 
     async def close(self) -> None:
         """Wake every waiter (they answer ``waiting``), finish the post in progress, stop."""
-        self._closing.set()
+        self.begin_shutdown()
         await self.outbox.close()
         for task in self._tasks:
             task.cancel()
@@ -160,13 +161,12 @@ class HandoffService:
         return await self._collect(identity, max(0.0, wait - (loop.time() - started)))
 
     async def replies(self, identity: str, wait: float) -> HandoffResult:
-        latest = await store.latest_conversation(self._db, identity)
-        if latest is None:
-            return HandoffResult("closed", [], NOTES["none"])
-        if not self.push and latest.state == "open":
-            # Look now rather than at the poller's next tick, so wait=0 still sees replies.
-            with contextlib.suppress(TwilioUnavailable):
-                await self.inbox.sync(latest.id)
+        if not self.push:
+            latest = await store.latest_conversation(self._db, identity)
+            if latest is not None and latest.state == "open":
+                # Look now rather than at the poller's next tick, so wait=0 sees replies.
+                with contextlib.suppress(TwilioUnavailable):
+                    await self.inbox.sync(latest.id)
         return await self._collect(identity, min(wait, self.reply_wait_seconds))
 
     async def end(self, identity: str) -> HandoffResult:
@@ -187,48 +187,52 @@ class HandoffService:
     # --- waiting --------------------------------------------------------------------------
 
     async def _collect(self, identity: str, wait: float) -> HandoffResult:
-        """Hand out undelivered replies, waiting up to ``wait`` seconds for the first."""
+        """Hand out undelivered replies, waiting up to ``wait`` seconds for the first.
+
+        Two trips to the database per look (take the replies, read the conversation's
+        state); while waiting, nothing but one event per identity and a timer.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
-        latest = await store.latest_conversation(self._db, identity)
-        assert latest is not None
-        async with self._watching(latest.id):
+        watched: int | None = None
+        try:
             while True:
                 woken = self._notifier.event(identity)
                 replies = _replies(await store.take_undelivered_for(self._db, identity))
                 latest = await store.latest_conversation(self._db, identity)
-                closed = latest is None or latest.state == "closed"
-                if closed:
+                if latest is None:
+                    return HandoffResult("closed", replies, NOTES["none"])
+                if latest.state == "closed":
                     return HandoffResult("closed", replies, NOTES["closed"])
                 if replies:
                     return HandoffResult("answered", replies, NOTES["answered"])
                 remaining = deadline - loop.time()
-                if remaining <= 0 or self._closing.is_set():
+                if remaining <= 0 or self._closing:
                     queued = await store.pending_messages(self._db, identity)
                     return HandoffResult("waiting", [], NOTES["queued" if queued else "waiting"])
-                closing = asyncio.ensure_future(self._closing.wait())
-                waking = asyncio.ensure_future(woken.wait())
-                try:
-                    await asyncio.wait(
-                        {closing, waking}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                    )
-                finally:
-                    closing.cancel()
-                    waking.cancel()
-
-    @contextlib.asynccontextmanager
-    async def _watching(self, conversation_id: int):  # type: ignore[no-untyped-def]
-        self._waited_on[conversation_id] += 1
-        try:
-            if self._poller is None:
-                yield
-            else:
-                async with self._poller.watching(conversation_id):
-                    yield
+                if watched != latest.id:
+                    if watched is not None:
+                        self._unwatch(watched)
+                    watched = latest.id
+                    self._watch(watched)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(remaining):
+                        await woken.wait()
         finally:
-            self._waited_on[conversation_id] -= 1
-            if self._waited_on[conversation_id] <= 0:
-                del self._waited_on[conversation_id]
+            if watched is not None:
+                self._unwatch(watched)
+
+    def _watch(self, conversation_id: int) -> None:
+        self._waited_on[conversation_id] += 1
+        if self._poller is not None:
+            self._poller.watch(conversation_id)
+
+    def _unwatch(self, conversation_id: int) -> None:
+        self._waited_on[conversation_id] -= 1
+        if self._waited_on[conversation_id] <= 0:
+            del self._waited_on[conversation_id]
+        if self._poller is not None:
+            self._poller.unwatch(conversation_id)
 
     # --- reconciling ----------------------------------------------------------------------
 

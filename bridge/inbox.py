@@ -71,7 +71,7 @@ class Inbox:
             message = store.AgentMessage(
                 message_sid, index, author, params.get("Body", ""), params.get("DateCreated", "")
             )
-            added = await store.record_agent_messages(self._db, row.id, [message], -1)
+            added = await store.record_agent_messages(self._db, row.id, [message])
         # Every message, ours too, moves the sync mark along; a jump means some webhook
         # never came (or is late), so read the list from the mark to catch up. Replies are
         # handed out only up to the mark, so the waiters are woken once it has moved.

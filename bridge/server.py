@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -53,4 +54,8 @@ async def serve(
 
 
 def run(settings: Settings) -> None:
+    # Everything imported so far lives as long as the process: keep the garbage collector
+    # from walking it again on every full collection (with thousands of requests waiting,
+    # those collections were a fifth of the CPU time).
+    gc.freeze()
     asyncio.run(serve(settings))

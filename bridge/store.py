@@ -1,8 +1,9 @@
 """SQLite persistence: small typed functions that take a connection and return dataclasses.
 
 The connection runs in autocommit mode; every multi-row change is either one statement or
-an explicit transaction, and hand-outs use compare-and-swap on the delivery cursor so two
-requests never hand out the same reply.
+an explicit transaction. A reply is handed out by one ``UPDATE ... RETURNING`` that marks
+it delivered, so two requests never hand out the same reply. Each query is one trip to
+aiosqlite's thread (``execute_fetchall``), which is what a call costs under load.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import secrets
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -27,7 +30,6 @@ class ConversationRow:
     generation: int
     sid: str | None
     state: ConversationState
-    delivered_index: int
     synced_index: int
     created_at: str
     closed_at: str | None
@@ -44,6 +46,16 @@ class AgentMessage:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def _rows(db: aiosqlite.Connection, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+    """Run a statement and fetch its rows in one trip to the database thread."""
+    return list(await db.execute_fetchall(sql, tuple(args)))
+
+
+async def _row(db: aiosqlite.Connection, sql: str, args: Iterable[Any] = ()) -> sqlite3.Row | None:
+    rows = await _rows(db, sql, args)
+    return rows[0] if rows else None
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -74,8 +86,7 @@ async def migrate(db: aiosqlite.Connection) -> list[int]:
         "CREATE TABLE IF NOT EXISTS schema_migrations "
         "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
     )
-    async with db.execute("SELECT version FROM schema_migrations") as cursor:
-        done = {row[0] for row in await cursor.fetchall()}
+    done = {row[0] for row in await _rows(db, "SELECT version FROM schema_migrations")}
     applied = []
     for version, script in _migrations():
         if version in done:
@@ -94,8 +105,7 @@ async def migrate(db: aiosqlite.Connection) -> list[int]:
 async def get_or_create_setting(db: aiosqlite.Connection, key: str, value: str) -> str:
     """The stored value for ``key``, storing ``value`` first if there is none."""
     await db.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, value))
-    async with db.execute("SELECT value FROM settings WHERE key = ?", (key,)) as cursor:
-        row = await cursor.fetchone()
+    row = await _row(db, "SELECT value FROM settings WHERE key = ?", (key,))
     assert row is not None
     return str(row[0])
 
@@ -109,25 +119,23 @@ def _conversation(row: sqlite3.Row) -> ConversationRow:
 
 async def latest_conversation(db: aiosqlite.Connection, identity: str) -> ConversationRow | None:
     """The identity's newest conversation, whatever its state."""
-    async with db.execute(
+    row = await _row(
+        db,
         "SELECT * FROM conversations WHERE identity = ? ORDER BY generation DESC LIMIT 1",
         (identity,),
-    ) as cursor:
-        row = await cursor.fetchone()
+    )
     return _conversation(row) if row else None
 
 
 async def conversation_by_id(db: aiosqlite.Connection, conversation_id: int) -> ConversationRow:
-    async with db.execute("SELECT * FROM conversations WHERE id = ?", (conversation_id,)) as cur:
-        row = await cur.fetchone()
+    row = await _row(db, "SELECT * FROM conversations WHERE id = ?", (conversation_id,))
     if row is None:
         raise LookupError(conversation_id)
     return _conversation(row)
 
 
 async def conversation_by_sid(db: aiosqlite.Connection, sid: str) -> ConversationRow | None:
-    async with db.execute("SELECT * FROM conversations WHERE sid = ?", (sid,)) as cursor:
-        row = await cursor.fetchone()
+    row = await _row(db, "SELECT * FROM conversations WHERE sid = ?", (sid,))
     return _conversation(row) if row else None
 
 
@@ -145,10 +153,9 @@ async def claim_conversation(db: aiosqlite.Connection, identity: str) -> Convers
                 "FROM conversations WHERE identity = ?",
                 (identity, _now(), identity),
             )
-        async with db.execute(
-            "SELECT * FROM conversations WHERE identity = ? AND state != 'closed'", (identity,)
-        ) as cursor:
-            row = await cursor.fetchone()
+        row = await _row(
+            db, "SELECT * FROM conversations WHERE identity = ? AND state != 'closed'", (identity,)
+        )
         if row is not None:
             return _conversation(row)
         # The one that blocked the insert was closed in between: claim again.
@@ -179,9 +186,15 @@ async def mark_closed(db: aiosqlite.Connection, conversation_id: int) -> bool:
 
 
 async def record_agent_messages(
-    db: aiosqlite.Connection, conversation_id: int, messages: list[AgentMessage], synced_index: int
+    db: aiosqlite.Connection,
+    conversation_id: int,
+    messages: list[AgentMessage],
+    synced_index: int | None = None,
 ) -> int:
-    """Store agent messages (each once, however often seen); return how many were new."""
+    """Store agent messages (each once, however often seen); return how many were new.
+
+    With ``synced_index``, the sync mark then moves up to it (never down).
+    """
     # Each row is its own atomic statement: a crash half-way leaves some rows stored and
     # the cursor behind, and the next sync stores the rest (INSERT OR IGNORE is idempotent).
     cursor = await db.executemany(
@@ -190,44 +203,14 @@ async def record_agent_messages(
         [(m.message_sid, conversation_id, m.idx, m.author, m.body, m.sent_at) for m in messages],
     )
     added = max(cursor.rowcount, 0) if messages else 0
-    await db.execute(
-        "UPDATE conversations SET synced_index = MAX(synced_index, ?) WHERE id = ?",
-        (synced_index, conversation_id),
-    )
+    if synced_index is not None:
+        await advance_synced_index(db, conversation_id, synced_index)
     return added
 
 
-async def take_undelivered(db: aiosqlite.Connection, conversation_id: int) -> list[AgentMessage]:
-    """Agent messages not handed out yet, oldest first, advancing the delivery cursor.
-
-    Compare-and-swap on ``delivered_index``: of two concurrent callers, one gets the
-    messages and the other gets none, so each reply is handed out exactly once.
-    """
-    while True:
-        conv = await conversation_by_id(db, conversation_id)
-        # Only up to the sync mark: every message below it is known, so no earlier reply
-        # can turn up after a later one was handed out and the cursor moved past it.
-        async with db.execute(
-            "SELECT message_sid, idx, author, body, sent_at FROM agent_messages "
-            "WHERE conversation_id = ? AND idx > ? AND idx <= ? ORDER BY idx",
-            (conversation_id, conv.delivered_index, conv.synced_index),
-        ) as cursor:
-            rows = list(await cursor.fetchall())
-        if not rows:
-            return []
-        cursor = await db.execute(
-            "UPDATE conversations SET delivered_index = ? WHERE id = ? AND delivered_index = ?",
-            (rows[-1]["idx"], conversation_id, conv.delivered_index),
-        )
-        if cursor.rowcount == 1:
-            return [AgentMessage(**dict(row)) for row in rows]
-
-
 async def open_conversations(db: aiosqlite.Connection) -> list[ConversationRow]:
-    async with db.execute(
-        "SELECT * FROM conversations WHERE state = 'open' AND sid IS NOT NULL"
-    ) as cur:
-        return [_conversation(row) for row in await cur.fetchall()]
+    rows = await _rows(db, "SELECT * FROM conversations WHERE state = 'open' AND sid IS NOT NULL")
+    return [_conversation(row) for row in rows]
 
 
 async def advance_synced_index(db: aiosqlite.Connection, conversation_id: int, index: int) -> None:
@@ -275,8 +258,7 @@ async def enqueue_message(
 
 
 async def outbox_row(db: aiosqlite.Connection, row_id: int) -> OutboxRow:
-    async with db.execute("SELECT * FROM outbox WHERE id = ?", (row_id,)) as cursor:
-        row = await cursor.fetchone()
+    row = await _row(db, "SELECT * FROM outbox WHERE id = ?", (row_id,))
     if row is None:
         raise LookupError(row_id)
     return OutboxRow(**dict(row))
@@ -289,9 +271,7 @@ async def pending_messages(
     query = (
         "SELECT * FROM outbox WHERE state = 'pending' AND (? IS NULL OR identity = ?) ORDER BY id"
     )
-    args = (identity, identity)
-    async with db.execute(query, args) as cursor:
-        return [OutboxRow(**dict(row)) for row in await cursor.fetchall()]
+    return [OutboxRow(**dict(row)) for row in await _rows(db, query, (identity, identity))]
 
 
 async def mark_sent(db: aiosqlite.Connection, row_id: int, conversation_id: int) -> None:
@@ -312,8 +292,7 @@ async def mark_attempt_failed(
 
 
 async def outbox_depth(db: aiosqlite.Connection) -> int:
-    async with db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'") as cursor:
-        row = await cursor.fetchone()
+    row = await _row(db, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
     return int(row[0]) if row else 0
 
 
@@ -328,36 +307,41 @@ async def advance_synced_index_from(
     return cursor.rowcount == 1
 
 
-async def conversations_with_undelivered(
-    db: aiosqlite.Connection, identity: str
-) -> list[ConversationRow]:
-    """The identity's conversations holding agent messages not handed out, oldest first."""
-    async with db.execute(
-        "SELECT c.* FROM conversations c WHERE c.identity = ? AND EXISTS ("
-        " SELECT 1 FROM agent_messages m WHERE m.conversation_id = c.id"
-        " AND m.idx > c.delivered_index AND m.idx <= c.synced_index) ORDER BY c.generation",
-        (identity,),
-    ) as cursor:
-        return [_conversation(row) for row in await cursor.fetchall()]
-
-
 async def conversations_with_gaps(db: aiosqlite.Connection) -> list[int]:
     """Conversations holding agent messages above the sync mark: some message below them
     has not been seen yet, so they cannot be handed out until a reconcile fills the gap."""
-    async with db.execute(
+    rows = await _rows(
+        db,
         "SELECT DISTINCT c.id FROM conversations c JOIN agent_messages m"
-        " ON m.conversation_id = c.id WHERE m.idx > c.synced_index"
-    ) as cursor:
-        return [int(row[0]) for row in await cursor.fetchall()]
+        " ON m.conversation_id = c.id WHERE m.idx > c.synced_index",
+    )
+    return [int(row[0]) for row in rows]
 
 
 async def take_undelivered_for(db: aiosqlite.Connection, identity: str) -> list[AgentMessage]:
     """Every agent message not handed out to ``identity`` yet, across its conversations
-    (a closed conversation's last replies first), advancing each delivery cursor."""
-    taken: list[AgentMessage] = []
-    for conversation in await conversations_with_undelivered(db, identity):
-        taken.extend(await take_undelivered(db, conversation.id))
-    return taken
+    (an older, closed conversation's last replies first), marking them delivered.
+
+    One statement, so of any number of concurrent callers exactly one gets each message.
+    Only messages up to their conversation's sync mark qualify: every message below the
+    mark is known, so no earlier reply can turn up after a later one was handed out.
+    """
+    rows = await _rows(
+        db,
+        "UPDATE agent_messages SET delivered_at = ?"
+        " WHERE delivered_at IS NULL"
+        " AND conversation_id IN (SELECT id FROM conversations WHERE identity = ?)"
+        " AND idx <= (SELECT c.synced_index FROM conversations c"
+        "             WHERE c.id = agent_messages.conversation_id)"
+        " RETURNING conversation_id, message_sid, idx, author, body, sent_at",
+        (_now(), identity),
+    )
+    # Conversation ids grow with each new conversation, and RETURNING has no order.
+    rows.sort(key=lambda row: (row["conversation_id"], row["idx"]))
+    return [
+        AgentMessage(row["message_sid"], row["idx"], row["author"], row["body"], row["sent_at"])
+        for row in rows
+    ]
 
 
 async def begin_attempt(db: aiosqlite.Connection, row_id: int) -> int:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import weakref
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from bridge.conversations import TwilioUnavailable
 
@@ -33,6 +33,11 @@ class Notifier:
     def notify(self, identity: str) -> None:
         event = self._events.pop(identity, None)
         if event is not None:
+            event.set()
+
+    def notify_all(self) -> None:
+        events, self._events = self._events, {}
+        for event in events.values():
             event.set()
 
 
@@ -67,18 +72,17 @@ class Poller:
         self._watchers: Counter[int] = Counter()
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
-    @contextlib.asynccontextmanager
-    async def watching(self, conversation_id: int) -> AsyncIterator[None]:
+    def watch(self, conversation_id: int) -> None:
+        """Someone waits on the conversation: poll it until every watcher has gone."""
         self._watchers[conversation_id] += 1
         if conversation_id not in self._tasks:
             task = asyncio.get_running_loop().create_task(self._run(conversation_id))
             self._tasks[conversation_id] = task
-        try:
-            yield
-        finally:
-            self._watchers[conversation_id] -= 1
-            if self._watchers[conversation_id] <= 0:
-                del self._watchers[conversation_id]
+
+    def unwatch(self, conversation_id: int) -> None:
+        self._watchers[conversation_id] -= 1
+        if self._watchers[conversation_id] <= 0:
+            del self._watchers[conversation_id]
 
     @property
     def active(self) -> int:

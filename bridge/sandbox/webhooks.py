@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 
 #: Twilio waits this long for a webhook answer before giving up on it.
 WEBHOOK_TIMEOUT_SECONDS = 5.0
+#: Deliveries in flight at once. Twilio's capacity is far larger; the emulator's is a
+#: pool, and a delivery's 5 s start when it has a connection, not while it queues for one.
+MAX_DELIVERIES_IN_FLIGHT = 100
 
 
 class WebhookDispatcher:
@@ -32,12 +35,13 @@ class WebhookDispatcher:
         self._stats = stats
         self._validator = RequestValidator(auth_token)
         self._session: aiohttp.ClientSession | None = None
+        self._in_flight = asyncio.Semaphore(MAX_DELIVERIES_IN_FLIGHT)
         self._tasks: set[asyncio.Task[None]] = set()
         account.subscribe(self.on_event)
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=WEBHOOK_TIMEOUT_SECONDS)
+            connector=aiohttp.TCPConnector(limit=MAX_DELIVERIES_IN_FLIGHT)
         )
 
     async def close(self) -> None:
@@ -79,22 +83,19 @@ class WebhookDispatcher:
             task.add_done_callback(self._tasks.discard)
 
     async def _deliver(self, url: str, method: str, params: dict[str, str]) -> None:
-        if self._session is None:
+        async with self._in_flight:
+            await self._deliver_now(url, method, params)
+
+    async def _deliver_now(self, url: str, method: str, params: dict[str, str]) -> None:
+        if self._session is None:  # shutting down
             return
         headers = {
             "User-Agent": "TwilioProxy/1.1",
             "I-Twilio-Idempotency-Token": secrets.token_hex(16),
         }
         try:
-            if method == "get":
-                signed_url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
-                headers["X-Twilio-Signature"] = self.sign(signed_url, {})
-                async with self._session.get(signed_url, headers=headers) as response:
-                    status = response.status
-            else:
-                headers["X-Twilio-Signature"] = self.sign(url, params)
-                async with self._session.post(url, data=params, headers=headers) as response:
-                    status = response.status
+            async with asyncio.timeout(WEBHOOK_TIMEOUT_SECONDS):
+                status = await self._request(url, method, params, headers)
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._stats.webhooks["failed"] += 1
             log.warning(
@@ -106,3 +107,16 @@ class WebhookDispatcher:
         else:
             self._stats.webhooks["failed"] += 1
             log.warning("webhook answered %s for %s", status, params.get("EventType"))
+
+    async def _request(
+        self, url: str, method: str, params: dict[str, str], headers: dict[str, str]
+    ) -> int:
+        assert self._session is not None
+        if method == "get":
+            signed_url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+            headers["X-Twilio-Signature"] = self.sign(signed_url, {})
+            async with self._session.get(signed_url, headers=headers) as response:
+                return response.status
+        headers["X-Twilio-Signature"] = self.sign(url, params)
+        async with self._session.post(url, data=params, headers=headers) as response:
+            return response.status
