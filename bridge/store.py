@@ -2,13 +2,18 @@
 
 The connection runs in autocommit mode; every multi-row change is either one statement or
 an explicit transaction. A reply is handed out by one ``UPDATE ... RETURNING`` that marks
-it delivered, so two requests never hand out the same reply. Each query is one trip to
-aiosqlite's thread (``execute_fetchall``), which is what a call costs under load.
+it delivered, so two requests never hand out the same reply.
+
+Every statement goes through :func:`fetch`: one trip to aiosqlite's thread, and the
+sqlite3 cursor is created and dropped in that thread. A cursor left to die in the event
+loop's thread resets its statement there, and SQLite answers "bad parameter or other API
+misuse" to whichever query the database thread is running with that statement.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import sqlite3
 from collections.abc import Iterable
@@ -48,13 +53,15 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def _rows(db: aiosqlite.Connection, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
-    """Run a statement and fetch its rows in one trip to the database thread."""
+async def fetch(db: aiosqlite.Connection, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+    """Run one statement and return its rows (``RETURNING`` rows for a change)."""
     return list(await db.execute_fetchall(sql, tuple(args)))
 
 
-async def _row(db: aiosqlite.Connection, sql: str, args: Iterable[Any] = ()) -> sqlite3.Row | None:
-    rows = await _rows(db, sql, args)
+async def fetch_one(
+    db: aiosqlite.Connection, sql: str, args: Iterable[Any] = ()
+) -> sqlite3.Row | None:
+    rows = await fetch(db, sql, args)
     return rows[0] if rows else None
 
 
@@ -72,29 +79,34 @@ async def open_database(path: Path) -> aiosqlite.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     db = await aiosqlite.connect(path, isolation_level=None)
     db.row_factory = sqlite3.Row
-    await db.execute("PRAGMA journal_mode=WAL")
-    await db.execute("PRAGMA foreign_keys=ON")
-    await db.execute("PRAGMA busy_timeout=5000")
-    await db.execute("PRAGMA synchronous=NORMAL")
+    for pragma in (
+        "journal_mode=WAL",
+        "foreign_keys=ON",
+        "busy_timeout=5000",
+        "synchronous=NORMAL",
+    ):
+        await fetch(db, f"PRAGMA {pragma}")
     await migrate(db)
     return db
 
 
 async def migrate(db: aiosqlite.Connection) -> list[int]:
     """Apply numbered, forward-only migrations not yet applied; return their numbers."""
-    await db.execute(
+    await fetch(
+        db,
         "CREATE TABLE IF NOT EXISTS schema_migrations "
-        "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
     )
-    done = {row[0] for row in await _rows(db, "SELECT version FROM schema_migrations")}
+    done = {row[0] for row in await fetch(db, "SELECT version FROM schema_migrations")}
     applied = []
     for version, script in _migrations():
         if version in done:
             continue
-        await db.executescript(
+        async with db.executescript(
             f"BEGIN IMMEDIATE;\n{script}\n"
             f"INSERT INTO schema_migrations VALUES ({version}, '{_now()}');\nCOMMIT;"
-        )
+        ):
+            pass
         applied.append(version)
     return applied
 
@@ -104,8 +116,8 @@ async def migrate(db: aiosqlite.Connection) -> list[int]:
 
 async def get_or_create_setting(db: aiosqlite.Connection, key: str, value: str) -> str:
     """The stored value for ``key``, storing ``value`` first if there is none."""
-    await db.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, value))
-    row = await _row(db, "SELECT value FROM settings WHERE key = ?", (key,))
+    await fetch(db, "INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, value))
+    row = await fetch_one(db, "SELECT value FROM settings WHERE key = ?", (key,))
     assert row is not None
     return str(row[0])
 
@@ -119,7 +131,7 @@ def _conversation(row: sqlite3.Row) -> ConversationRow:
 
 async def latest_conversation(db: aiosqlite.Connection, identity: str) -> ConversationRow | None:
     """The identity's newest conversation, whatever its state."""
-    row = await _row(
+    row = await fetch_one(
         db,
         "SELECT * FROM conversations WHERE identity = ? ORDER BY generation DESC LIMIT 1",
         (identity,),
@@ -128,14 +140,14 @@ async def latest_conversation(db: aiosqlite.Connection, identity: str) -> Conver
 
 
 async def conversation_by_id(db: aiosqlite.Connection, conversation_id: int) -> ConversationRow:
-    row = await _row(db, "SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+    row = await fetch_one(db, "SELECT * FROM conversations WHERE id = ?", (conversation_id,))
     if row is None:
         raise LookupError(conversation_id)
     return _conversation(row)
 
 
 async def conversation_by_sid(db: aiosqlite.Connection, sid: str) -> ConversationRow | None:
-    row = await _row(db, "SELECT * FROM conversations WHERE sid = ?", (sid,))
+    row = await fetch_one(db, "SELECT * FROM conversations WHERE sid = ?", (sid,))
     return _conversation(row) if row else None
 
 
@@ -147,13 +159,14 @@ async def claim_conversation(db: aiosqlite.Connection, identity: str) -> Convers
     """
     while True:
         with contextlib.suppress(sqlite3.IntegrityError):  # one not closed exists already
-            await db.execute(
+            await fetch(
+                db,
                 "INSERT INTO conversations (identity, generation, state, created_at) "
                 "SELECT ?, COALESCE(MAX(generation), 0) + 1, 'opening', ? "
                 "FROM conversations WHERE identity = ?",
                 (identity, _now(), identity),
             )
-        row = await _row(
+        row = await fetch_one(
             db, "SELECT * FROM conversations WHERE identity = ? AND state != 'closed'", (identity,)
         )
         if row is not None:
@@ -162,24 +175,26 @@ async def claim_conversation(db: aiosqlite.Connection, identity: str) -> Convers
 
 
 async def mark_open(db: aiosqlite.Connection, conversation_id: int, sid: str) -> None:
-    await db.execute(
+    await fetch(
+        db,
         "UPDATE conversations SET sid = ?, state = 'open' WHERE id = ? AND state != 'closed'",
         (sid, conversation_id),
     )
 
 
 async def set_sid(db: aiosqlite.Connection, conversation_id: int, sid: str) -> None:
-    await db.execute("UPDATE conversations SET sid = ? WHERE id = ?", (sid, conversation_id))
+    await fetch(db, "UPDATE conversations SET sid = ? WHERE id = ?", (sid, conversation_id))
 
 
 async def mark_closed(db: aiosqlite.Connection, conversation_id: int) -> bool:
     """Close the conversation; True if this call closed it."""
-    cursor = await db.execute(
+    closed = await fetch(
+        db,
         "UPDATE conversations SET state = 'closed', closed_at = ? "
-        "WHERE id = ? AND state != 'closed'",
+        "WHERE id = ? AND state != 'closed' RETURNING id",
         (_now(), conversation_id),
     )
-    return cursor.rowcount > 0
+    return bool(closed)
 
 
 # --- agent messages -------------------------------------------------------------------------
@@ -195,26 +210,33 @@ async def record_agent_messages(
 
     With ``synced_index``, the sync mark then moves up to it (never down).
     """
-    # Each row is its own atomic statement: a crash half-way leaves some rows stored and
-    # the cursor behind, and the next sync stores the rest (INSERT OR IGNORE is idempotent).
-    cursor = await db.executemany(
-        "INSERT OR IGNORE INTO agent_messages "
-        "(message_sid, conversation_id, idx, author, body, sent_at) VALUES (?, ?, ?, ?, ?, ?)",
-        [(m.message_sid, conversation_id, m.idx, m.author, m.body, m.sent_at) for m in messages],
-    )
-    added = max(cursor.rowcount, 0) if messages else 0
+    # One statement for the batch (rows from a JSON array), so it is stored whole or not
+    # at all; the sync mark moves only afterwards. INSERT OR IGNORE makes a repeat harmless.
+    added = 0
+    if messages:
+        rows = json.dumps([[m.message_sid, m.idx, m.author, m.body, m.sent_at] for m in messages])
+        inserted = await fetch(
+            db,
+            "INSERT OR IGNORE INTO agent_messages"
+            " (message_sid, conversation_id, idx, author, body, sent_at)"
+            " SELECT value ->> 0, ?, value ->> 1, value ->> 2, value ->> 3, value ->> 4"
+            " FROM json_each(?) RETURNING message_sid",
+            (conversation_id, rows),
+        )
+        added = len(inserted)
     if synced_index is not None:
         await advance_synced_index(db, conversation_id, synced_index)
     return added
 
 
 async def open_conversations(db: aiosqlite.Connection) -> list[ConversationRow]:
-    rows = await _rows(db, "SELECT * FROM conversations WHERE state = 'open' AND sid IS NOT NULL")
+    rows = await fetch(db, "SELECT * FROM conversations WHERE state = 'open' AND sid IS NOT NULL")
     return [_conversation(row) for row in rows]
 
 
 async def advance_synced_index(db: aiosqlite.Connection, conversation_id: int, index: int) -> None:
-    await db.execute(
+    await fetch(
+        db,
         "UPDATE conversations SET synced_index = MAX(synced_index, ?) WHERE id = ?",
         (index, conversation_id),
     )
@@ -248,17 +270,18 @@ async def enqueue_message(
     profile: str | None = None,
 ) -> OutboxRow:
     """Store a user message before it is posted."""
-    cursor = await db.execute(
+    row = await fetch_one(
+        db,
         "INSERT INTO outbox (identity, body, context, idempotency_key, state, created_at, profile)"
-        " VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+        " VALUES (?, ?, ?, ?, 'pending', ?, ?) RETURNING *",
         (identity, body, context, secrets.token_hex(12), _now(), profile),
     )
-    assert cursor.lastrowid is not None
-    return await outbox_row(db, cursor.lastrowid)
+    assert row is not None
+    return OutboxRow(**dict(row))
 
 
 async def outbox_row(db: aiosqlite.Connection, row_id: int) -> OutboxRow:
-    row = await _row(db, "SELECT * FROM outbox WHERE id = ?", (row_id,))
+    row = await fetch_one(db, "SELECT * FROM outbox WHERE id = ?", (row_id,))
     if row is None:
         raise LookupError(row_id)
     return OutboxRow(**dict(row))
@@ -271,11 +294,12 @@ async def pending_messages(
     query = (
         "SELECT * FROM outbox WHERE state = 'pending' AND (? IS NULL OR identity = ?) ORDER BY id"
     )
-    return [OutboxRow(**dict(row)) for row in await _rows(db, query, (identity, identity))]
+    return [OutboxRow(**dict(row)) for row in await fetch(db, query, (identity, identity))]
 
 
 async def mark_sent(db: aiosqlite.Connection, row_id: int, conversation_id: int) -> None:
-    await db.execute(
+    await fetch(
+        db,
         "UPDATE outbox SET state = 'sent', sent_at = ?, conversation_id = ? WHERE id = ?",
         (_now(), conversation_id, row_id),
     )
@@ -284,7 +308,8 @@ async def mark_sent(db: aiosqlite.Connection, row_id: int, conversation_id: int)
 async def mark_attempt_failed(
     db: aiosqlite.Connection, row_id: int, next_attempt_at: float, error: str, *, final: bool
 ) -> None:
-    await db.execute(
+    await fetch(
+        db,
         "UPDATE outbox SET next_attempt_at = ?, last_error = ?, "
         "state = CASE WHEN ? THEN 'failed' ELSE state END WHERE id = ?",
         (next_attempt_at, error, final, row_id),
@@ -292,7 +317,7 @@ async def mark_attempt_failed(
 
 
 async def outbox_depth(db: aiosqlite.Connection) -> int:
-    row = await _row(db, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+    row = await fetch_one(db, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
     return int(row[0]) if row else 0
 
 
@@ -300,17 +325,18 @@ async def advance_synced_index_from(
     db: aiosqlite.Connection, conversation_id: int, expected: int, index: int
 ) -> bool:
     """Move the sync mark from ``expected`` to ``index``; False if it was not at ``expected``."""
-    cursor = await db.execute(
-        "UPDATE conversations SET synced_index = ? WHERE id = ? AND synced_index = ?",
+    moved = await fetch(
+        db,
+        "UPDATE conversations SET synced_index = ? WHERE id = ? AND synced_index = ? RETURNING id",
         (index, conversation_id, expected),
     )
-    return cursor.rowcount == 1
+    return bool(moved)
 
 
 async def conversations_with_gaps(db: aiosqlite.Connection) -> list[int]:
     """Conversations holding agent messages above the sync mark: some message below them
     has not been seen yet, so they cannot be handed out until a reconcile fills the gap."""
-    rows = await _rows(
+    rows = await fetch(
         db,
         "SELECT DISTINCT c.id FROM conversations c JOIN agent_messages m"
         " ON m.conversation_id = c.id WHERE m.idx > c.synced_index",
@@ -326,7 +352,7 @@ async def take_undelivered_for(db: aiosqlite.Connection, identity: str) -> list[
     Only messages up to their conversation's sync mark qualify: every message below the
     mark is known, so no earlier reply can turn up after a later one was handed out.
     """
-    rows = await _rows(
+    rows = await fetch(
         db,
         "UPDATE agent_messages SET delivered_at = ?"
         " WHERE delivered_at IS NULL"
@@ -346,5 +372,9 @@ async def take_undelivered_for(db: aiosqlite.Connection, identity: str) -> list[
 
 async def begin_attempt(db: aiosqlite.Connection, row_id: int) -> int:
     """Count a delivery attempt before it starts; return how many came before it."""
-    await db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE id = ?", (row_id,))
-    return (await outbox_row(db, row_id)).attempts - 1
+    row = await fetch_one(
+        db, "UPDATE outbox SET attempts = attempts + 1 WHERE id = ? RETURNING attempts", (row_id,)
+    )
+    if row is None:
+        raise LookupError(row_id)
+    return int(row[0]) - 1

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from bridge.store import fetch, fetch_one
+
 
 def hash_secret(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
@@ -80,7 +82,8 @@ class ClientRow:
 
 
 async def save_pending(db: aiosqlite.Connection, pending: PendingSignIn) -> None:
-    await db.execute(
+    await fetch(
+        db,
         "INSERT INTO oauth_requests (upstream_state, client_id, redirect_uri, state, scope,"
         " nonce, code_verifier, code_challenge, resource, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -103,11 +106,10 @@ async def take_pending(
     db: aiosqlite.Connection, upstream_state: str, max_age: float
 ) -> PendingSignIn | None:
     """The sign-in for this upstream state, removed so it can be completed only once."""
-    async with db.execute(
-        "DELETE FROM oauth_requests WHERE upstream_state = ? RETURNING *", (upstream_state,)
-    ) as cursor:
-        row = await cursor.fetchone()
-    await db.execute("DELETE FROM oauth_requests WHERE created_at < ?", (time.time() - max_age,))
+    row = await fetch_one(
+        db, "DELETE FROM oauth_requests WHERE upstream_state = ? RETURNING *", (upstream_state,)
+    )
+    await fetch(db, "DELETE FROM oauth_requests WHERE created_at < ?", (time.time() - max_age,))
     if row is None or row["created_at"] < time.time() - max_age:
         return None
     return PendingSignIn(**dict(row))
@@ -117,7 +119,8 @@ async def issue_code(
     db: aiosqlite.Connection, grant: Grant, pending: PendingSignIn, lifetime: float
 ) -> str:
     code = new_secret()
-    await db.execute(
+    await fetch(
+        db,
         "INSERT INTO oauth_codes (code_hash, client_id, redirect_uri, subject, scope, profile,"
         " code_challenge, resource, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -138,13 +141,13 @@ async def issue_code(
 async def use_code(db: aiosqlite.Connection, code: str) -> tuple[CodeRow | None, bool]:
     """Mark the code used; return it and whether this call was the first to use it."""
     code_hash = hash_secret(code)
-    cursor = await db.execute(
-        "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL",
+    used = await fetch(
+        db,
+        "UPDATE oauth_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL RETURNING 1",
         (time.time(), code_hash),
     )
-    first = cursor.rowcount == 1
-    async with db.execute("SELECT * FROM oauth_codes WHERE code_hash = ?", (code_hash,)) as cur:
-        row = await cur.fetchone()
+    first = bool(used)
+    row = await fetch_one(db, "SELECT * FROM oauth_codes WHERE code_hash = ?", (code_hash,))
     return (CodeRow(**dict(row)) if row else None), first
 
 
@@ -158,7 +161,8 @@ async def issue_token(
 ) -> str:
     token = new_secret()
     now = time.time()
-    await db.execute(
+    await fetch(
+        db,
         "INSERT INTO oauth_tokens (token_hash, kind, family, client_id, subject, scope, profile,"
         " expires_at, created_at, resource) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -178,31 +182,36 @@ async def issue_token(
 
 
 async def find_token(db: aiosqlite.Connection, token: str, kind: str) -> TokenRow | None:
-    async with db.execute(
-        "SELECT * FROM oauth_tokens WHERE token_hash = ? AND kind = ?", (hash_secret(token), kind)
-    ) as cursor:
-        row = await cursor.fetchone()
+    row = await fetch_one(
+        db,
+        "SELECT * FROM oauth_tokens WHERE token_hash = ? AND kind = ?",
+        (hash_secret(token), kind),
+    )
     return TokenRow(**dict(row)) if row else None
 
 
 async def revoke_token(db: aiosqlite.Connection, token_hash: str) -> bool:
     """Revoke one token; True if this call revoked it (it was live)."""
-    cursor = await db.execute(
-        "UPDATE oauth_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL",
+    revoked = await fetch(
+        db,
+        "UPDATE oauth_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL"
+        " RETURNING 1",
         (time.time(), token_hash),
     )
-    return cursor.rowcount == 1
+    return bool(revoked)
 
 
 async def revoke_family(db: aiosqlite.Connection, family: str) -> None:
-    await db.execute(
+    await fetch(
+        db,
         "UPDATE oauth_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL",
         (time.time(), family),
     )
 
 
 async def save_client(db: aiosqlite.Connection, client: ClientRow) -> None:
-    await db.execute(
+    await fetch(
+        db,
         "INSERT INTO oauth_clients (client_id, client_secret_hash, auth_method, redirect_uris,"
         " metadata, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         (
@@ -217,12 +226,12 @@ async def save_client(db: aiosqlite.Connection, client: ClientRow) -> None:
 
 
 async def find_client(db: aiosqlite.Connection, client_id: str) -> ClientRow | None:
-    async with db.execute(
+    row = await fetch_one(
+        db,
         "SELECT client_id, client_secret_hash, auth_method, redirect_uris, metadata"
         " FROM oauth_clients WHERE client_id = ?",
         (client_id,),
-    ) as cursor:
-        row = await cursor.fetchone()
+    )
     if row is None:
         return None
     return ClientRow(
