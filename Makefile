@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check install clean bench
+.PHONY: run doctor test lint typecheck check install clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ install: $(STAMP)
 ## Start the service (sandbox mode when no Twilio credentials are set).
 run: $(STAMP)
 	$(BIN)/python main.py serve
+
+## Check the settings, the Twilio credentials and a running bridge (see docs/deploy.md).
+doctor: $(STAMP)
+	$(BIN)/python main.py doctor
 
 ## The whole test suite.
 test: $(STAMP)

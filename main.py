@@ -1,13 +1,13 @@
-"""Flex Bridge entry point: ``python main.py [serve]``."""
+"""Flex Bridge entry point: ``python main.py [serve|doctor]``."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from dotenv import load_dotenv
 
+from bridge import logs
 from bridge.config import ConfigError, Settings, load_settings
 
 
@@ -42,24 +42,28 @@ def banner(settings: Settings) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="main.py", description=__doc__)
     parser.add_argument(
-        "command", nargs="?", default="serve", choices=["serve"], help="what to do (default: serve)"
+        "command",
+        nargs="?",
+        default="serve",
+        choices=["serve", "doctor"],
+        help="serve (default), or doctor: check the settings and a running bridge",
     )
     args = parser.parse_args(argv)
+    if args.command == "doctor":
+        from bridge.doctor import main as doctor
+
+        return doctor()
     load_dotenv()
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("twilio").setLevel(logging.WARNING)
     try:
         settings = load_settings()
     except ConfigError as error:
         print(f"Configuration error: {error}", file=sys.stderr)
         return 2
-    if args.command == "serve":
-        from bridge.server import run
+    logs.configure(settings.log_format, settings.log_level, bodies=settings.log_message_bodies)
+    from bridge.server import run
 
-        print(banner(settings), flush=True)
-        run(settings)
+    print(banner(settings), flush=True)
+    run(settings)
     return 0
 
 

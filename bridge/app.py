@@ -6,16 +6,18 @@ import secrets
 
 from quart import Quart
 
-from bridge import store
+from bridge import http_policy, store
 from bridge.auth.server import AuthorizationServer
 from bridge.config import Settings
 from bridge.conversations import ConversationsClient
 from bridge.errors import register_error_handlers
 from bridge.handoff import HandoffService
+from bridge.metrics import Metrics
 from bridge.ratelimit import RateLimiter
 from bridge.routes.assistant import assistant
 from bridge.routes.handoff import handoff
 from bridge.routes.oauth import oauth_routes
+from bridge.routes.operations import operations
 from bridge.routes.twilio_events import twilio_events
 from bridge.services import Services
 
@@ -38,6 +40,8 @@ def create_app(settings: Settings) -> Quart:
     app.register_blueprint(handoff)
     app.register_blueprint(assistant)
     app.register_blueprint(twilio_events)
+    app.register_blueprint(operations)
+    http_policy.install(app, settings)
     if settings.auth.mode == "oauth":
         app.register_blueprint(oauth_routes)
 
@@ -48,11 +52,13 @@ def create_app(settings: Settings) -> Quart:
         secret = settings.bridge_secret or await store.get_or_create_setting(
             db, "bridge_secret", secrets.token_urlsafe(32)
         )
+        metrics = Metrics()
         twilio = ConversationsClient(
             settings.twilio_account_sid,
             settings.twilio_auth_token,
             settings.twilio_base_url,
             settings.twilio_timeout_seconds,
+            observe=metrics.twilio_call,
         )
         handoff_service = HandoffService(
             db,
@@ -62,6 +68,7 @@ def create_app(settings: Settings) -> Quart:
             webhook_url=settings.webhook_url if settings.webhooks else None,
             poll_interval_seconds=settings.poll_interval_seconds,
             reconcile_interval_seconds=settings.reconcile_interval_seconds,
+            metrics=metrics,
         )
         await handoff_service.start()
         oauth = (
@@ -76,6 +83,7 @@ def create_app(settings: Settings) -> Quart:
             handoff_service,
             secret,
             rate_limiter=RateLimiter(settings.auth.rate_limit_per_minute),
+            metrics=metrics,
             oauth=oauth,
         )
 

@@ -77,6 +77,12 @@ class Settings:
     webhooks: bool = True
     reconcile_interval_seconds: float = 300.0
     auth: AuthSettings = AuthSettings()
+    log_format: str = "text"  # text (key=value) | json
+    log_level: str = "INFO"
+    log_message_bodies: bool = False
+    cors_origins: tuple[str, ...] = ()
+    metrics_token: str | None = None
+    keep_alive_seconds: float = 75.0
 
     @property
     def webhook_url(self) -> str:
@@ -197,8 +203,8 @@ def _auth_settings(env: Mapping[str, str], sandbox: bool, local_url: str) -> Aut
     if mode == "apikey":
         if not keys:
             raise ConfigError("API_KEYS is not set: give one or more keys, comma-separated.")
-        if any(len(k) < 16 for k in keys):
-            raise ConfigError("API_KEYS: every key must be at least 16 characters long.")
+        for key in keys:
+            _strong("API_KEYS (each key)", key, 16)
     header = env.get("API_KEY_HEADER", "").strip() or "X-API-Key"
     if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", header) or header.lower() == "authorization":
         raise ConfigError(f"API_KEY_HEADER must be an HTTP header name, got {header!r}.")
@@ -225,8 +231,8 @@ def _auth_settings(env: Mapping[str, str], sandbox: bool, local_url: str) -> Aut
         ):
             if not value:
                 raise ConfigError(f"{name} is not set: AUTH_MODE=oauth needs it (see docs).")
-        if not sandbox and len(client_secret) < 24:
-            raise ConfigError("OAUTH_CLIENT_SECRET must be at least 24 characters long.")
+        if not sandbox:
+            _strong("OAUTH_CLIENT_SECRET", client_secret, 24)
         issuer = _url("OIDC_ISSUER", issuer)
     raw_uris = env.get("OAUTH_REDIRECT_URIS", "").strip()
     uris = tuple(u.strip() for u in raw_uris.split(",") if u.strip()) or DEFAULT_REDIRECT_URIS
@@ -251,6 +257,62 @@ def _auth_settings(env: Mapping[str, str], sandbox: bool, local_url: str) -> Aut
         share_profile_with_agent=_bool(env, "SHARE_PROFILE_WITH_AGENT") is True,
         rate_limit_per_minute=_whole(env, "RATE_LIMIT_PER_MINUTE", 30, 1, 10000),
     )
+
+
+#: Values from .env.example and documentation that must never guard a real deployment.
+_PLACEHOLDERS = (
+    "change-me",
+    "changeme",
+    "replace-me",
+    "replace_me",
+    "your-",
+    "your_",
+    "<",
+    "xxxxxxxx",
+)
+
+
+def _strong(name: str, value: str, minimum: int) -> str:
+    """Refuse a secret that is short, a placeholder, or made of too few distinct characters."""
+    lowered = value.lower()
+    if len(value) < minimum:
+        raise ConfigError(f"{name} must be at least {minimum} characters long.")
+    if any(word in lowered for word in _PLACEHOLDERS) or len(set(value)) < 8:
+        raise ConfigError(
+            f"{name} looks like a placeholder or a weak value; generate one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
+        )
+    return value
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    origins = []
+    for raw in env.get("CORS_ORIGINS", "").split(","):
+        raw = raw.strip()
+        if not raw:
+            continue
+        if raw == "*":
+            raise ConfigError(
+                "CORS_ORIGINS must list origins such as https://app.example.com; '*' would let "
+                "any web page call the API with a user's credentials."
+            )
+        parts = urlsplit(raw)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+            raise ConfigError(
+                f"CORS_ORIGINS: {raw!r} is not an origin (scheme://host[:port], no path)."
+            )
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    return tuple(origins)
+
+
+def _log_settings(env: Mapping[str, str]) -> tuple[str, str, bool]:
+    fmt = env.get("LOG_FORMAT", "").strip().lower() or "text"
+    if fmt not in ("text", "json"):
+        raise ConfigError(f"LOG_FORMAT must be text or json, got {fmt!r}.")
+    level = env.get("LOG_LEVEL", "").strip().upper() or "INFO"
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}.")
+    return fmt, level, _bool(env, "LOG_MESSAGE_BODIES") is True
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -293,8 +355,19 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "BRIDGE_SECRET is not set: generate one with "
             "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`."
         )
-    if secret is not None and len(secret) < 32:
-        raise ConfigError("BRIDGE_SECRET must be at least 32 characters long.")
+    if secret is not None:
+        _strong("BRIDGE_SECRET", secret, 32)
+    if not sandbox and base_url is None and not re.fullmatch(r"[0-9a-f]{32}", auth_token):
+        # Twilio's auth tokens are 32 hex digits; anything else is a paste error or an
+        # API key secret in the wrong variable.
+        raise ConfigError(
+            "TWILIO_AUTH_TOKEN must be the account's auth token: 32 hex digits from the "
+            "Twilio console (an API key secret does not work here)."
+        )
+    metrics_token = env.get("METRICS_TOKEN", "").strip() or None
+    if metrics_token is not None:
+        _strong("METRICS_TOKEN", metrics_token, 16)
+    log_format, log_level, log_bodies = _log_settings(env)
 
     webhooks_raw = env.get("WEBHOOKS", "").strip().lower() or "on"
     if webhooks_raw not in ("on", "off"):
@@ -317,4 +390,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         webhooks=webhooks_raw == "on",
         auth=_auth_settings(env, sandbox, local_url=f"http://{local_host}:{port}"),
         reconcile_interval_seconds=_seconds(env, "RECONCILE_INTERVAL_SECONDS", 300.0, 86400.0),
+        log_format=log_format,
+        log_level=log_level,
+        log_message_bodies=log_bodies,
+        cors_origins=_origins(env),
+        metrics_token=metrics_token,
+        keep_alive_seconds=_seconds(env, "KEEP_ALIVE_SECONDS", 75.0, 3600.0),
     )

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -20,6 +20,8 @@ import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
+
+from bridge import logs
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -177,15 +179,25 @@ class ConversationsClient:
     """Async wrapper over ``twilio.rest.Client(...).conversations.v1``."""
 
     def __init__(
-        self, account_sid: str, auth_token: str, base_url: str | None, timeout_seconds: float
+        self,
+        account_sid: str,
+        auth_token: str,
+        base_url: str | None,
+        timeout_seconds: float,
+        observe: Callable[[str, str], None] | None = None,
     ) -> None:
-        """Create inside the running loop (the HTTP session binds to it); close at shutdown."""
+        """Create inside the running loop (the HTTP session binds to it); close at shutdown.
+
+        ``observe(operation, outcome)`` hears of every call: outcome ``ok``, ``rejected``
+        or ``unavailable``.
+        """
         self._http = _HeaderAuthHttpClient()
         self._client = Client(account_sid, auth_token, http_client=self._http)
         if base_url:
             self._client.conversations.base_url = base_url
         self._v1 = self._client.conversations.v1
         self._timeout = timeout_seconds
+        self._observe = observe or (lambda operation, outcome: None)
         self.calls = 0
 
     async def close(self) -> None:
@@ -195,11 +207,22 @@ class ConversationsClient:
         self.calls += 1
         try:
             async with asyncio.timeout(self._timeout):
-                return await awaitable
+                result = await awaitable
         except (TwilioException, TimeoutError, aiohttp.ClientError, OSError) as exc:
             error = translate(operation, exc)
-            log.info("twilio %s failed: status=%s code=%s", operation, error.status, error.code)
+            outcome = "unavailable" if isinstance(error, TwilioUnavailable) else "rejected"
+            self._observe(operation, outcome)
+            logs.event(
+                log,
+                "twilio.call_failed",
+                operation=operation,
+                outcome=outcome,
+                status=error.status,
+                twilio_error=error.code,
+            )
             raise error from exc
+        self._observe(operation, "ok")
+        return result
 
     async def check_access(self) -> None:
         """One cheap authenticated read (a page of one conversation): raises TwilioRejected

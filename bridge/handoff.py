@@ -11,7 +11,7 @@ from typing import Literal
 
 import aiosqlite
 
-from bridge import store
+from bridge import logs, store
 from bridge.conversations import (
     ConversationClosed,
     ConversationNotFound,
@@ -19,6 +19,7 @@ from bridge.conversations import (
     TwilioUnavailable,
 )
 from bridge.inbox import Inbox
+from bridge.metrics import Metrics
 from bridge.outbox import Outbox
 from bridge.waiting import IdentityLocks, Notifier, Poller
 
@@ -81,15 +82,23 @@ class HandoffService:
         webhook_url: str | None,
         poll_interval_seconds: float,
         reconcile_interval_seconds: float,
+        metrics: Metrics | None = None,
     ) -> None:
         self._db = db
+        self._metrics = metrics or Metrics()
         self._twilio = twilio
         self.reply_wait_seconds = reply_wait_seconds
         self._notifier = Notifier()
         self._locks = IdentityLocks()
-        self.inbox = Inbox(db, twilio, self._notifier)
+        self.inbox = Inbox(db, twilio, self._notifier, self._metrics)
         self.outbox = Outbox(
-            db, twilio, self.inbox, self._locks, flow_sid=flow_sid, webhook_url=webhook_url
+            db,
+            twilio,
+            self.inbox,
+            self._locks,
+            flow_sid=flow_sid,
+            webhook_url=webhook_url,
+            metrics=self._metrics,
         )
         # Without webhooks, conversations someone waits on are polled; with them, only
         # reconciled now and then in case a webhook went missing.
@@ -193,7 +202,16 @@ class HandoffService:
         state); while waiting, nothing but one event per identity and a timer.
         """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
+        started = loop.time()
+        result = await self._look_and_wait(identity, started + wait)
+        self._metrics.wait_seconds.labels(result.status).observe(loop.time() - started)
+        if result.replies:
+            self._metrics.replies_delivered.inc(len(result.replies))
+        logs.event(log, "replies.handed_out", status=result.status, replies=len(result.replies))
+        return result
+
+    async def _look_and_wait(self, identity: str, deadline: float) -> HandoffResult:
+        loop = asyncio.get_running_loop()
         watched: int | None = None
         try:
             while True:
@@ -202,6 +220,8 @@ class HandoffService:
                 latest = await store.latest_conversation(self._db, identity)
                 if latest is None:
                     return HandoffResult("closed", replies, NOTES["none"])
+                if latest.sid:
+                    logs.conversation_sid.set(latest.sid)
                 if latest.state == "closed":
                     return HandoffResult("closed", replies, NOTES["closed"])
                 if replies:
@@ -215,7 +235,10 @@ class HandoffService:
                         self._unwatch(watched)
                     watched = latest.id
                     self._watch(watched)
-                with contextlib.suppress(TimeoutError):
+                with (
+                    self._metrics.waiting_requests.track_inprogress(),
+                    contextlib.suppress(TimeoutError),
+                ):
                     async with asyncio.timeout(remaining):
                         await woken.wait()
         finally:

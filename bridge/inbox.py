@@ -10,8 +10,9 @@ from collections.abc import Mapping
 
 import aiosqlite
 
-from bridge import store
+from bridge import logs, store
 from bridge.conversations import ConversationNotFound, ConversationsClient, TwilioUnavailable
+from bridge.metrics import Metrics
 from bridge.waiting import Notifier
 
 log = logging.getLogger(__name__)
@@ -25,9 +26,11 @@ class Inbox:
         db: aiosqlite.Connection,
         twilio: ConversationsClient,
         notifier: Notifier,
+        metrics: Metrics,
         max_reads_in_flight: int = 8,
     ) -> None:
         self._db = db
+        self._metrics = metrics
         self._twilio = twilio
         self._notifier = notifier
         # Shared by reconciles and polls: however many conversations need reading at
@@ -72,6 +75,11 @@ class Inbox:
                 message_sid, index, author, params.get("Body", ""), params.get("DateCreated", "")
             )
             added = await store.record_agent_messages(self._db, row.id, [message])
+            self._metrics.agent_messages_received.labels("webhook").inc(added)
+            if added:
+                logs.event(
+                    log, "agent_message.stored", source="webhook", message=message_sid, index=index
+                )
         # Every message, ours too, moves the sync mark along; a jump means some webhook
         # never came (or is late), so read the list from the mark to catch up. Replies are
         # handed out only up to the mark, so the waiters are woken once it has moved.
@@ -148,7 +156,10 @@ class Inbox:
             for m in messages
             if m.author not in (row.identity, "system")
         ]
-        await store.record_agent_messages(self._db, row.id, agent, messages[-1].index)
+        added = await store.record_agent_messages(self._db, row.id, agent, messages[-1].index)
+        if added:
+            self._metrics.agent_messages_received.labels("read").inc(added)
+            logs.event(log, "agent_message.stored", source="read", count=added, sid=row.sid)
         if agent:
             # Even when every one was stored already (a webhook that came ahead of the sync
             # mark), moving the mark past them is what makes them deliverable.
@@ -161,5 +172,6 @@ class Inbox:
                 await self._read_new(await store.conversation_by_id(self._db, row.id))
             except (ConversationNotFound, TwilioUnavailable) as exc:
                 log.info("could not read the last messages of %s: %s", row.sid, type(exc).__name__)
-        await store.mark_closed(self._db, row.id)
+        if await store.mark_closed(self._db, row.id):
+            logs.event(log, "conversation.closed", sid=row.sid)
         self._notifier.notify(row.identity)

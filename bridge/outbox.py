@@ -17,7 +17,7 @@ import time
 
 import aiosqlite
 
-from bridge import store
+from bridge import logs, store
 from bridge.conversations import (
     ConversationClosed,
     ConversationNotFound,
@@ -30,6 +30,7 @@ from bridge.conversations import (
 )
 from bridge.inbox import Inbox
 from bridge.message_parts import split_message
+from bridge.metrics import Metrics
 from bridge.waiting import IdentityLocks
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,10 @@ class Outbox:
         *,
         flow_sid: str,
         webhook_url: str | None,
+        metrics: Metrics,
     ) -> None:
         self._db = db
+        self._metrics = metrics
         self._twilio = twilio
         self._inbox = inbox
         self._locks = locks
@@ -104,6 +107,8 @@ class Outbox:
         """Store the message, then try to post it (and any queued before it) for up to
         ``budget_seconds``. The returned row says whether it was sent or is still queued."""
         row = await store.enqueue_message(self._db, identity, body, context, profile)
+        self._metrics.user_messages_received.inc()
+        logs.event(log, "user_message.stored", outbox_id=row.id, body=body)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget_seconds
         attempt = 0
@@ -115,7 +120,7 @@ class Outbox:
             except TwilioUnavailable:
                 pass
             except TimeoutError:
-                log.info("posting for %s ran out of time; it stays queued", identity[:8])
+                logs.event(log, "user_message.queued", outbox_id=row.id, reason="slow")
             current = await store.outbox_row(self._db, row.id)
             if current.state == "failed":
                 raise TwilioRejected("post_message", current.last_error or "refused")
@@ -141,7 +146,14 @@ class Outbox:
                     await store.mark_attempt_failed(self._db, row.id, retry, str(exc), final=False)
                     raise
                 except TwilioRejected as exc:
-                    log.warning("Twilio refused message %s: %s", row.id, exc)
+                    logs.event(
+                        log,
+                        "user_message.refused",
+                        logging.WARNING,
+                        outbox_id=row.id,
+                        status=exc.status,
+                        twilio_error=exc.code,
+                    )
                     await store.mark_attempt_failed(self._db, row.id, 0, str(exc), final=True)
 
     async def _deliver(self, row: store.OutboxRow) -> None:
@@ -150,11 +162,19 @@ class Outbox:
         try:
             await self._post(conversation, row, opened, check=earlier_attempts > 0 and not opened)
         except (ConversationClosed, ConversationNotFound) as exc:
-            log.info("conversation %s is gone (%s); opening a new one", conversation.sid, exc.code)
+            logs.event(log, "conversation.gone", sid=conversation.sid, twilio_error=exc.code)
             await self._inbox.finish(conversation, read_last=isinstance(exc, ConversationClosed))
             conversation, opened = await self.current_conversation(row.identity, row.profile)
             await self._post(conversation, row, opened, check=False)
         await store.mark_sent(self._db, row.id, conversation.id)
+        self._metrics.user_messages_posted.inc()
+        logs.event(
+            log,
+            "user_message.posted",
+            outbox_id=row.id,
+            sid=conversation.sid,
+            attempt=1 + earlier_attempts,
+        )
 
     async def _post(
         self, conversation: store.ConversationRow, row: store.OutboxRow, opened: bool, check: bool
@@ -223,6 +243,8 @@ class Outbox:
                 continue
             await self._attach(info.sid, identity, fresh)
             await store.mark_open(self._db, row.id, info.sid)
+            self._metrics.handoffs_started.inc()
+            logs.event(log, "conversation.opened", sid=info.sid, generation=row.generation)
             return await store.conversation_by_id(self._db, row.id), True
 
     async def _attach(self, sid: str, identity: str, fresh: bool) -> None:

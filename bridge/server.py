@@ -19,7 +19,12 @@ from bridge.config import Settings
 def hypercorn_config(settings: Settings) -> Config:
     config = Config()
     config.bind = [f"{settings.host}:{settings.port}"]
-    config.keep_alive_timeout = 75  # above common proxies' idle timeouts
+    config.keep_alive_timeout = settings.keep_alive_seconds  # default 75: above most proxies'
+    # Headers larger than this are refused (the body limit is the app's, 64 KiB).
+    config.h11_max_incomplete_size = 16 * 1024
+    # Thousands of assistants may connect at once to wait for replies; Hypercorn's
+    # default backlog of 100 turns such a burst into refused connections.
+    config.backlog = 2048
     # Longer than the longest wait, so requests waiting for a reply finish on shutdown.
     config.graceful_timeout = settings.reply_wait_seconds + 5
     config.accesslog = None

@@ -11,6 +11,7 @@ from bridge.auth.server import AuthorizationServer
 from bridge.config import Settings
 from bridge.conversations import ConversationsClient
 from bridge.handoff import HandoffService
+from bridge.metrics import Metrics
 from bridge.ratelimit import RateLimiter
 
 
@@ -22,8 +23,10 @@ class Services:
     handoff: HandoffService
     secret: str
     rate_limiter: RateLimiter
+    metrics: Metrics
     oauth: AuthorizationServer | None = None
-    metrics_signature_failures: int = 0
+    #: When /readyz last asked Twilio, and what was wrong then (None: nothing).
+    twilio_readiness: tuple[float, str | None] = (float("-inf"), None)
 
 
 def services() -> Services:

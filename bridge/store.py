@@ -316,6 +316,23 @@ async def mark_attempt_failed(
     )
 
 
+@dataclass(frozen=True)
+class OperationalCounts:
+    open_conversations: int
+    outbox_depth: int
+
+
+async def operational_counts(db: aiosqlite.Connection) -> OperationalCounts:
+    """What /metrics reports from the store: conversations open, user messages queued."""
+    row = await fetch_one(
+        db,
+        "SELECT (SELECT COUNT(*) FROM conversations WHERE state = 'open'),"
+        " (SELECT COUNT(*) FROM outbox WHERE state = 'pending')",
+    )
+    assert row is not None
+    return OperationalCounts(int(row[0]), int(row[1]))
+
+
 async def outbox_depth(db: aiosqlite.Connection) -> int:
     row = await fetch_one(db, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
     return int(row[0]) if row else 0

@@ -80,7 +80,7 @@ def bridge_process(tmp: Path, sandbox: Process, **overrides: str) -> Process:
         "TWILIO_AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
         "TWILIO_FLOW_SID": "FW" + "0" * 32,
         "TWILIO_API_BASE_URL": f"{sandbox.url}/sandbox/twilio",
-        "BRIDGE_SECRET": "test-secret-" + "x" * 32,
+        "BRIDGE_SECRET": "test-bridge-secret-0123456789-abcdefghij",
         "PORT": str(port),
         "DATABASE_URL": f"sqlite:///{tmp / 'bridge.db'}",
         "REPLY_WAIT_SECONDS": "2",

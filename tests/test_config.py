@@ -15,9 +15,9 @@ from bridge.config import (
 
 REAL = {
     "TWILIO_ACCOUNT_SID": "AC" + "a" * 32,
-    "TWILIO_AUTH_TOKEN": "token",
+    "TWILIO_AUTH_TOKEN": "0123456789abcdef0123456789abcdef",
     "TWILIO_FLOW_SID": "FW" + "b" * 32,
-    "BRIDGE_SECRET": "k" * 32,
+    "BRIDGE_SECRET": "config-test-secret-0123456789-abcdef",
     "ALLOW_INSECURE_NO_AUTH": "1",
 }
 
@@ -76,6 +76,18 @@ def test_database_url_forms() -> None:
         ({"REPLY_WAIT_SECONDS": "0"}, "REPLY_WAIT_SECONDS"),
         ({"REPLY_WAIT_SECONDS": "soon"}, "REPLY_WAIT_SECONDS"),
         ({"SANDBOX": "maybe"}, "SANDBOX"),
+        ({**REAL, "BRIDGE_SECRET": "a" * 40}, "BRIDGE_SECRET"),
+        ({**REAL, "BRIDGE_SECRET": "change-me-change-me-change-me-0123"}, "BRIDGE_SECRET"),
+        ({**REAL, "TWILIO_AUTH_TOKEN": "not-a-twilio-token"}, "TWILIO_AUTH_TOKEN"),
+        ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN"),
+        ({"METRICS_TOKEN": "ab" * 16}, "METRICS_TOKEN"),
+        ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS"),
+        ({"CORS_ORIGINS": "https://app.example.com/path"}, "CORS_ORIGINS"),
+        ({"CORS_ORIGINS": "app.example.com"}, "CORS_ORIGINS"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+        ({"LOG_MESSAGE_BODIES": "sometimes"}, "LOG_MESSAGE_BODIES"),
+        ({"KEEP_ALIVE_SECONDS": "0"}, "KEEP_ALIVE_SECONDS"),
     ],
 )
 def test_errors_name_the_variable(env: dict[str, str], variable: str) -> None:
@@ -88,7 +100,7 @@ def test_no_auth_outside_the_sandbox_is_refused_unless_allowed() -> None:
     with pytest.raises(ConfigError, match="ALLOW_INSECURE_NO_AUTH"):
         load_settings(strict)
     assert (
-        load_settings({**strict, "AUTH_MODE": "apikey", "API_KEYS": "x" * 20}).auth.mode == "apikey"
+        load_settings({**strict, "AUTH_MODE": "apikey", "API_KEYS": "key-0123456789-abcdef"}).auth.mode == "apikey"
     )
     assert load_settings({**strict, "ALLOW_INSECURE_NO_AUTH": "1"}).auth.mode == "none"
     assert load_settings({}).auth.mode == "none"  # the sandbox needs no flag
@@ -96,3 +108,33 @@ def test_no_auth_outside_the_sandbox_is_refused_unless_allowed() -> None:
 
 def test_reply_wait_accepts_up_to_40() -> None:
     assert load_settings({"REPLY_WAIT_SECONDS": "40"}).reply_wait_seconds == 40
+
+
+def test_operations_settings() -> None:
+    settings = load_settings(
+        {
+            "CORS_ORIGINS": "https://app.example.com, http://localhost:3000/",
+            "LOG_FORMAT": "JSON",
+            "LOG_LEVEL": "warning",
+            "LOG_MESSAGE_BODIES": "1",
+            "METRICS_TOKEN": "metrics-0123456789-abcdef",
+            "KEEP_ALIVE_SECONDS": "30",
+        }
+    )
+    assert settings.cors_origins == ("https://app.example.com", "http://localhost:3000")
+    assert (settings.log_format, settings.log_level) == ("json", "WARNING")
+    assert settings.log_message_bodies and settings.keep_alive_seconds == 30
+    assert settings.metrics_token == "metrics-0123456789-abcdef"
+    defaults = load_settings({})
+    assert defaults.cors_origins == () and defaults.metrics_token is None
+    assert (defaults.log_format, defaults.log_level, defaults.log_message_bodies) == (
+        "text",
+        "INFO",
+        False,
+    )
+
+
+def test_an_emulator_base_url_takes_any_token() -> None:
+    """Only Twilio's own tokens must be 32 hex digits; an emulator has its own."""
+    env = {**REAL, "TWILIO_AUTH_TOKEN": "sandbox-auth-token", "TWILIO_API_BASE_URL": "http://e/x"}
+    assert load_settings(env).twilio_auth_token == "sandbox-auth-token"

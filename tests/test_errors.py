@@ -104,7 +104,7 @@ def test_twilio_refusing_credentials_is_502(make_server: ServerFactory, tmp_path
         TWILIO_AUTH_TOKEN="wrong-token",
         TWILIO_FLOW_SID="FW" + "1" * 32,
         TWILIO_API_BASE_URL=f"{sandbox.url}/sandbox/twilio",
-        BRIDGE_SECRET="s" * 40,
+        BRIDGE_SECRET="errors-test-secret-0123456789-abcdefgh",
         DATABASE_URL=f"sqlite:///{tmp_path / 'real.db'}",
     )
     response = httpx.post(f"{bridge.url}/send/alice", json={"msg": "hi"}, timeout=30)

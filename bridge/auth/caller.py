@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from quart import request
 
+from bridge import logs
 from bridge.auth.apikeys import key_matches, presented_key
 from bridge.errors import ApiError
 from bridge.identity import check_username, identity_hash
@@ -24,6 +25,13 @@ def _bearer() -> str | None:
 
 
 async def identify(username: str) -> Caller:
+    """The caller's identity (see :func:`_identify`), noted for the request's log lines."""
+    caller = await _identify(username)
+    logs.identity.set(caller.identity)
+    return caller
+
+
+async def _identify(username: str) -> Caller:
     """The caller's identity; 401 when the credentials are missing or wrong.
 
     In ``oauth`` mode the identity is the signed-in user's (the token's subject) and the

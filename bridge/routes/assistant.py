@@ -127,8 +127,3 @@ async def legal() -> Response:
     return Response(
         (ASSET_ROOT / "legal.txt").read_text("utf-8"), content_type="text/plain; charset=utf-8"
     )
-
-
-@assistant.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 from quart import Blueprint, Response, request
 from twilio.request_validator import RequestValidator
 
+from bridge import logs
+from bridge.conversations import WEBHOOK_FILTERS
 from bridge.errors import ApiError
 from bridge.services import services
 
 twilio_events = Blueprint("twilio_events", __name__)
+log = logging.getLogger(__name__)
 
 
 def signed_url() -> str:
@@ -26,8 +31,22 @@ async def receive_event() -> Response:
     signature = request.headers.get("X-Twilio-Signature", "")
     form = await request.form
     validator = RequestValidator(services().settings.twilio_auth_token)
+    wired = services()
     if not signature or not validator.validate(signed_url(), form, signature):
-        services().metrics_signature_failures += 1
+        wired.metrics.webhook_signature_failures.inc()
+        logs.event(
+            log,
+            "webhook.rejected",
+            logging.WARNING,
+            reason="missing signature" if not signature else "signature mismatch",
+            signed_url=signed_url(),
+        )
         raise ApiError(403, "invalid_signature", "The X-Twilio-Signature header does not match.")
-    await services().handoff.inbox.on_event(form.to_dict(flat=True))
+    params = form.to_dict(flat=True)
+    event = params.get("EventType", "")
+    if params.get("ConversationSid"):
+        logs.conversation_sid.set(params["ConversationSid"][:64])
+    ours = await wired.handoff.inbox.on_event(params)
+    known = event if event in WEBHOOK_FILTERS else "other"
+    wired.metrics.webhooks_received.labels(known if ours else "not_ours").inc()
     return Response("", status=204)

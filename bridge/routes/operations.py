@@ -1,0 +1,95 @@
+"""What operators and their monitoring call: /healthz, /readyz and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+
+from quart import Blueprint, Response, jsonify, request
+
+from bridge import store
+from bridge.conversations import TwilioError
+from bridge.errors import ApiError
+from bridge.services import Services, services
+
+operations = Blueprint("operations", __name__)
+
+#: A readiness probe every few seconds must not turn into a Twilio call every few seconds.
+TWILIO_CHECK_CACHE_SECONDS = 15.0
+READY_CHECK_TIMEOUT_SECONDS = 3.0
+#: The text format every Prometheus version reads.
+PROMETHEUS_TEXT = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@operations.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Alive: the process answers. Nothing else is checked, so a Twilio outage does not get
+    the process restarted."""
+    return {"status": "ok"}
+
+
+async def _store_check(wired: Services) -> str | None:
+    try:
+        async with asyncio.timeout(READY_CHECK_TIMEOUT_SECONDS):
+            await store.fetch(wired.db, "SELECT 1")
+    except (TimeoutError, ValueError, OSError) as exc:  # ValueError: connection closed
+        return f"the database does not answer ({type(exc).__name__})"
+    except Exception as exc:
+        return f"the database failed ({type(exc).__name__})"
+    return None
+
+
+async def _twilio_check(wired: Services) -> str | None:
+    checked_at, problem = wired.twilio_readiness
+    if time.monotonic() - checked_at < TWILIO_CHECK_CACHE_SECONDS:
+        return problem
+    try:
+        async with asyncio.timeout(READY_CHECK_TIMEOUT_SECONDS):
+            await wired.twilio.check_access()
+        problem = None
+    except TimeoutError:
+        problem = "Twilio did not answer in time"
+    except TwilioError as exc:
+        problem = f"Twilio {'refused' if exc.status else 'is unreachable'}: {exc}"
+    wired.twilio_readiness = (time.monotonic(), problem)
+    return problem
+
+
+@operations.get("/readyz")
+async def readyz() -> Response:
+    """Ready: the store answers and Twilio accepts the credentials (checked at most every
+    15 s). 503 with the failing checks otherwise, so a load balancer holds traffic back."""
+    wired = services()
+    store_problem, twilio_problem = await asyncio.gather(_store_check(wired), _twilio_check(wired))
+    checks = {
+        "store": store_problem or "ok",
+        "twilio": twilio_problem or "ok",
+    }
+    ready = store_problem is None and twilio_problem is None
+    response = jsonify({"status": "ready" if ready else "not_ready", "checks": checks})
+    response.status_code = 200 if ready else 503
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@operations.get("/metrics")
+async def metrics() -> Response:
+    """Prometheus text format; with METRICS_TOKEN set, only for ``Bearer <token>``."""
+    wired = services()
+    token = wired.settings.metrics_token
+    if token is not None:
+        scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(offered.strip(), token):
+            raise ApiError(
+                401,
+                "unauthorized",
+                "Send the METRICS_TOKEN as Authorization: Bearer <token>.",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
+    counts = await store.operational_counts(wired.db)
+    wired.metrics.open_conversations.set(counts.open_conversations)
+    wired.metrics.outbox_depth.set(counts.outbox_depth)
+    response = Response(wired.metrics.render(), content_type=PROMETHEUS_TEXT)
+    response.headers["Cache-Control"] = "no-store"
+    return response
