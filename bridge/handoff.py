@@ -12,6 +12,7 @@ from typing import Literal
 import aiosqlite
 
 from bridge import logs, store
+from bridge.bounded import run_bounded
 from bridge.conversations import (
     ConversationClosed,
     ConversationNotFound,
@@ -263,8 +264,9 @@ class HandoffService:
         """Catch up on whatever arrived while the bridge was down."""
         for attempt in range(1, 31):
             try:
-                for row in await store.open_conversations(self._db):
-                    await self.inbox.reconcile(row.id)
+                # Several at once: the inbox caps the Twilio reads in flight.
+                rows = await store.open_conversations(self._db)
+                await run_bounded([row.id for row in rows], self.inbox.reconcile, limit=16)
                 return
             except TwilioUnavailable:
                 # Also the normal case for the embedded sandbox, which starts listening

@@ -18,6 +18,7 @@ import time
 import aiosqlite
 
 from bridge import logs, store
+from bridge.bounded import run_bounded
 from bridge.conversations import (
     ConversationClosed,
     ConversationNotFound,
@@ -68,6 +69,10 @@ def _presentation(identity: str, profile: str | None) -> tuple[str, str]:
         attributes.update({"name": shared.get("name"), "email": shared.get("email")})
         name = " ".join(p for p in (shared.get("name"), f"<{shared.get('email')}>") if p)
     return name[:256], json.dumps(attributes)
+
+
+#: Users whose queued messages the worker posts at the same time.
+MAX_DRAINS_IN_FLIGHT = 8
 
 
 class Outbox:
@@ -289,8 +294,16 @@ class Outbox:
         for row in await store.pending_messages(self._db):
             if row.next_attempt_at <= now and row.identity not in due:
                 due.append(row.identity)
-        for identity in due:
-            if self._stopping:
-                return
-            with contextlib.suppress(TwilioError):
-                await self.drain(identity)
+        # Several users at once (each user's messages stay in order under their lock), so
+        # a backlog after an outage clears in minutes, not one user at a time.
+        await run_bounded(
+            due, self._drain_quietly, MAX_DRAINS_IN_FLIGHT, stopping=lambda: self._stopping
+        )
+
+    async def _drain_quietly(self, identity: str) -> None:
+        try:
+            await self.drain(identity)
+        except TwilioError:
+            pass  # still pending; retried at its next attempt time
+        except Exception:
+            log.exception("outbox delivery failed")
