@@ -173,21 +173,15 @@ async def test_database_under_a_regular_file(start_bridge: Starter, tmp_path: Pa
     assert exit_code(results) == 1
 
 
-@pytest.mark.skipif(
-    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes to read-only dirs"
-)
-async def test_database_in_a_read_only_directory(start_bridge: Starter, tmp_path: Path) -> None:
+async def test_database_where_nothing_can_be_written(start_bridge: Starter) -> None:
+    """/proc takes no new files, for root either (file modes do not stop root)."""
     _, env = start_bridge()
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        results = await run_checks({**env, "DATABASE_URL": f"sqlite:///{locked}/bridge.db"})
-    finally:
-        locked.chmod(0o700)
+    results = await run_checks({**env, "DATABASE_URL": "sqlite:////proc/flex-bridge/bridge.db"})
     checks = by_name(results)
     assert checks["database"].status == "fail"
+    assert "/proc/flex-bridge/bridge.db" in checks["database"].detail
     assert "DATABASE_URL" in checks["database"].fix
+    assert exit_code(results) == 1
 
 
 # --- without a running bridge -----------------------------------------------------------
