@@ -84,6 +84,9 @@ def test_manifest_and_openapi_follow_the_mode(keyed: LiveServer) -> None:
     assert schemes["bearerKey"] == {"type": "http", "scheme": "bearer"}
     assert schemes["headerKey"] == {"type": "apiKey", "in": "header", "name": "X-Bridge-Key"}
     assert document["security"] == [{"bearerKey": []}, {"headerKey": []}]
+    for path in document["paths"].values():
+        for operation in path.values():
+            assert "401" in operation["responses"], operation["operationId"]
 
 
 def test_public_files_need_no_key(keyed: LiveServer) -> None:

@@ -68,6 +68,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         )
     if schemes:
         document["components"]["securitySchemes"] = schemes
+        # Every operation then answers 401 to missing or wrong credentials.
+        for path in document["paths"].values():
+            for operation in path.values():
+                operation["responses"]["401"] = {"$ref": "#/components/responses/Error"}
     return document
 
 

@@ -9,6 +9,7 @@ from quart import Blueprint, request
 from bridge.auth.caller import identify
 from bridge.errors import ApiError
 from bridge.ratelimit import retry_after
+from bridge.request_body import drain, json_or_none
 from bridge.services import services
 
 handoff = Blueprint("handoff", __name__)
@@ -17,7 +18,7 @@ MAX_CONTEXT_CHARS = 2000
 
 
 async def _json_object() -> dict[str, Any]:
-    body = await request.get_json(force=True, silent=True)
+    body = await json_or_none()
     if not isinstance(body, dict):
         raise ApiError(
             400, "invalid_json", 'The body must be a JSON object such as {"msg": "I need a human"}.'
@@ -79,5 +80,6 @@ async def get_replies(username: str) -> dict[str, object]:
 
 @handoff.post("/end/<username>")
 async def end_conversation(username: str) -> dict[str, object]:
+    await drain()
     result = await services().handoff.end((await identify(username)).identity)
     return result.to_json()

@@ -6,6 +6,7 @@ from markupsafe import escape
 from quart import Blueprint, Response, jsonify, request
 
 from bridge.auth.server import AuthorizationServer, ErrorPage, Redirect, TokenResponse
+from bridge.request_body import json_or_none
 from bridge.services import services
 
 oauth_routes = Blueprint("oauth", __name__)
@@ -55,7 +56,7 @@ async def callback() -> Response:
 async def token() -> Response:
     """Form or JSON bodies: GPT Actions may send either."""
     if request.mimetype == "application/json":
-        body = await request.get_json(silent=True)
+        body = await json_or_none()
         fields = {k: str(v) for k, v in body.items()} if isinstance(body, dict) else {}
     else:
         fields = (await request.form).to_dict(flat=True)
@@ -72,7 +73,7 @@ async def token() -> Response:
 @oauth_routes.post("/oauth/register")
 async def register() -> Response:
     """Dynamic client registration (RFC 7591), as MCP clients such as ChatGPT and Claude use."""
-    body = await request.get_json(force=True, silent=True)
+    body = await json_or_none()
     result = await _server().register(body)
     response = jsonify(result.body)
     response.status_code = result.status

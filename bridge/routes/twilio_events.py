@@ -10,6 +10,7 @@ from twilio.request_validator import RequestValidator
 from bridge import logs
 from bridge.conversations import WEBHOOK_FILTERS
 from bridge.errors import ApiError
+from bridge.request_body import drain
 from bridge.services import services
 
 twilio_events = Blueprint("twilio_events", __name__)
@@ -29,6 +30,7 @@ def signed_url() -> str:
 @twilio_events.post("/twilio/events")
 async def receive_event() -> Response:
     signature = request.headers.get("X-Twilio-Signature", "")
+    await drain()  # whatever the content type, so the connection stays usable
     form = await request.form
     validator = RequestValidator(services().settings.twilio_auth_token)
     wired = services()
