@@ -99,9 +99,8 @@ def test_no_auth_outside_the_sandbox_is_refused_unless_allowed() -> None:
     strict = {k: v for k, v in REAL.items() if k != "ALLOW_INSECURE_NO_AUTH"}
     with pytest.raises(ConfigError, match="ALLOW_INSECURE_NO_AUTH"):
         load_settings(strict)
-    assert (
-        load_settings({**strict, "AUTH_MODE": "apikey", "API_KEYS": "key-0123456789-abcdef"}).auth.mode == "apikey"
-    )
+    keyed = {**strict, "AUTH_MODE": "apikey", "API_KEYS": "key-0123456789-abcdef"}
+    assert load_settings(keyed).auth.mode == "apikey"
     assert load_settings({**strict, "ALLOW_INSECURE_NO_AUTH": "1"}).auth.mode == "none"
     assert load_settings({}).auth.mode == "none"  # the sandbox needs no flag
 
