@@ -4,15 +4,15 @@ N users each get an open conversation (a first /send, REPLY_WAIT_SECONDS=2), the
 bridge is restarted with REPLY_WAIT_SECONDS=40 and N ``/replies?wait=40`` calls are opened
 and left waiting. Once all N wait at once (none answered, N connections established to
 the bridge's port, the bridge's CPU quiet for a second), the agent replies in every
-conversation with high concurrency. Each waiting call must answer with exactly its own
-reply; the wake latency is the answer's arrival minus the return of the agent's create.
+conversation with high concurrency, in the order the calls were opened. Each waiting call
+must answer with exactly its own reply, posted inside its own 40 s wait; the wake latency
+is the answer's arrival minus the return of the agent's create.
 
 If N fails, smaller N (N/2, N/4, N/8) are tried on the same bridge process, each on
 users whose conversations have had no reply yet, so no earlier reply can show up. When
 no such users are left, and at the end, the bridge is restarted (its start-up reconcile
 reads every open conversation) and every reply a failed attempt did not hand out is
-collected: each must come exactly once. An attempt posts no reply at all when all N
-were waiting too late in the 40 s window to post N replies even at 1,000/s.
+collected: each must come exactly once.
 """
 
 from __future__ import annotations
@@ -31,9 +31,6 @@ WAIT_SECONDS = 40
 RSS_TARGET_MB = 512
 OPEN_CONCURRENCY = 400
 POST_CONCURRENCY = 256
-#: Faster than any rate the agent's posts reached here (up to about 500/s): if the window
-#: left cannot fit N replies even at this rate, none is posted.
-OPTIMISTIC_POSTS_PER_S = 1000
 #: Called with the bridge process when the replies start (for profiling by hand).
 PROFILE_HOOK: Callable[[procs.Service], None] | None = None
 
@@ -139,12 +136,14 @@ async def _wait_and_reply(
     api = BridgeClient(waiting_http, bridge.url)
     agent = EmulatorClient(agent_http, emulator.url)
     waiters: dict[str, asyncio.Task[Answer]] = {}
+    opened: dict[str, float] = {}
     try:
         # Open the waiting calls at a bounded rate (2,000/s): the bridge listens with
         # Hypercorn's default backlog of 100, which a burst of thousands of connects
         # overflows.
         first_started = time.perf_counter()
         for i, user in enumerate(users):
+            opened[user] = time.perf_counter()
             waiters[user] = asyncio.create_task(api.replies(user, WAIT_SECONDS))
             if i % 100 == 99:
                 await asyncio.sleep(0.05)
@@ -182,16 +181,6 @@ async def _wait_and_reply(
             )
             return out
 
-        time_left = first_started + WAIT_SECONDS - time.perf_counter()
-        out["window_left_s"] = round(time_left, 2)
-        if time_left < n / OPTIMISTIC_POSTS_PER_S:
-            out["failure"] = (
-                f"all {n} were waiting at once only {out['all_waiting_after_s']} s into the "
-                f"{WAIT_SECONDS} s window; the {time_left:.1f} s left could not fit {n} replies "
-                f"even at {OPTIMISTIC_POSTS_PER_S}/s, so none was posted"
-            )
-            return out
-
         # The agent replies everywhere, as fast as the machine lets it.
         out["posted"] = True
         cpu_before = {"bridge": bridge.cpu_seconds(), "emulator": emulator.cpu_seconds()}
@@ -219,10 +208,12 @@ async def _wait_and_reply(
         out["posts_per_s"] = round(n / (last_post - ready), 1)
         out["post_errors"] = len(post_errors)
         # The first call opened has the earliest deadline.
-        out["last_post_before_first_deadline_s"] = round(
-            first_started + WAIT_SECONDS - last_post, 2
+        # Each reply must be posted inside its own call's wait (counted from when the
+        # driver opened the call, a little before the bridge took it in).
+        out["posted_within_wait"] = all(
+            created[user] < opened[user] + WAIT_SECONDS for user in created
         )
-        out["posted_within_wait"] = last_post < first_started + WAIT_SECONDS
+        out["first_deadline_minus_last_post_s"] = round(first_started + WAIT_SECONDS - last_post, 2)
         log(f"waiters: N={n}: {len(posted)} replies posted in {out['post_s']} s")
 
         answers = await asyncio.gather(*waiters.values(), return_exceptions=True)
