@@ -157,11 +157,13 @@ def summary(results: dict[str, Any]) -> list[str]:
                     f"{head}; errors {attempt['errors']}, delivered once "
                     f"{attempt['delivered_once']}, wake {ms(attempt['wake_latency_ms'])}"
                 )
-            late = block.get("late_replies_after_restart")
+            late = block.get("late_replies")
             if late:
                 lines.append(
-                    f"[waiters] replies not handed out by failed attempts, after a restart: "
-                    f"{late['handed_out_once']} of {late['expected']} handed out exactly once"
+                    f"[waiters] replies that missed their wait in failed attempts: "
+                    f"{late['expected']}; handed out exactly once by the user's next call "
+                    f"{late['next_call']}, after a restart {late['after_restart']}; missing or "
+                    f"extra {late['missing_or_extra']}"
                 )
             lines.append(
                 f"[waiters] largest N that worked: {block['largest_ok_n']}; target "
