@@ -59,8 +59,12 @@ async def serve(
 
 
 def run(settings: Settings) -> None:
-    # Everything imported so far lives as long as the process: keep the garbage collector
-    # from walking it again on every full collection (with thousands of requests waiting,
-    # those collections were a fifth of the CPU time).
+    # The garbage collector, tuned for thousands of parked requests. Everything imported
+    # so far lives as long as the process: freeze it out of every collection. And collect
+    # the youngest generation every 50,000 allocations rather than 700: request objects
+    # then die young instead of being promoted, and full collections over every waiting
+    # request's objects become rare. Measured with 4,000 requests waiting: collections
+    # took 3.6 of the 13.5 CPU-seconds of waking them, 0.2 of 8.9 with these settings.
     gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     asyncio.run(serve(settings))
