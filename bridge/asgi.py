@@ -4,6 +4,7 @@ when enabled."""
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -19,6 +20,26 @@ Scope = dict[str, Any]
 ASGIApp = Any
 
 SANDBOX_PREFIX = "/sandbox"
+#: Requests whose headers add up to more than this are refused with 431, whatever the path.
+MAX_HEADER_BYTES = 16 * 1024
+_HEADERS_TOO_LARGE = json.dumps(
+    {"error": {"code": "headers_too_large", "message": "The request headers are too large."}}
+).encode()
+
+
+async def _refuse_headers(send: Any) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 431,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(_HEADERS_TOO_LARGE)).encode()),
+                (b"x-content-type-options", b"nosniff"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": _HEADERS_TOO_LARGE})
 
 
 class PathDispatcher:
@@ -42,6 +63,11 @@ class PathDispatcher:
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
+            return
+        if sum(len(name) + len(value) for name, value in scope.get("headers", ())) > (
+            MAX_HEADER_BYTES
+        ):
+            await _refuse_headers(send)
             return
         await self._app_for(scope.get("path", ""))(scope, receive, send)
 
