@@ -91,6 +91,22 @@ def sandbox_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
 ServerFactory = Callable[..., LiveServer]
 
 
+def real_mode(api_base_url: str, tmp_path: Path, **overrides: str) -> dict[str, str]:
+    """Settings for a bridge in real mode (no embedded sandbox) that talks to the
+    Conversations API at ``api_base_url`` as it would to Twilio."""
+    return {
+        "SANDBOX": "0",
+        "ALLOW_INSECURE_NO_AUTH": "1",
+        "TWILIO_ACCOUNT_SID": SANDBOX_ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
+        "TWILIO_FLOW_SID": "FW" + "1" * 32,
+        "TWILIO_API_BASE_URL": api_base_url,
+        "BRIDGE_SECRET": "real-mode-test-secret-0123456789-abcdef",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'real-mode.db'}",
+        **overrides,
+    }
+
+
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[ServerFactory]:
     started: list[LiveServer] = []

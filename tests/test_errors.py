@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, ServerFactory, free_port
+from tests.conftest import LiveServer, ServerFactory, free_port, real_mode
 
 
 def error_of(response: httpx.Response) -> tuple[int, str]:
@@ -105,14 +105,7 @@ def test_twilio_refusing_credentials_is_502(make_server: ServerFactory, tmp_path
     """A bridge in real mode, pointed at another server's sandbox with the wrong token."""
     sandbox = make_server()
     bridge = make_server(
-        SANDBOX="0",
-        ALLOW_INSECURE_NO_AUTH="1",
-        TWILIO_ACCOUNT_SID=sandbox.settings.twilio_account_sid,
-        TWILIO_AUTH_TOKEN="wrong-token",
-        TWILIO_FLOW_SID="FW" + "1" * 32,
-        TWILIO_API_BASE_URL=f"{sandbox.url}/sandbox/twilio",
-        BRIDGE_SECRET="errors-test-secret-0123456789-abcdefgh",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'real.db'}",
+        **real_mode(f"{sandbox.url}/sandbox/twilio", tmp_path, TWILIO_AUTH_TOKEN="wrong-token")
     )
     response = httpx.post(f"{bridge.url}/send/alice", json={"msg": "hi"}, timeout=30)
     assert error_of(response) == (502, "twilio_error")

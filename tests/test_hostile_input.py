@@ -298,26 +298,24 @@ def set_scene(server: LiveServer) -> Scene:
     return Scene(server, http, server.settings.twilio_auth_token, ours, foreign, before)
 
 
-@pytest.fixture(scope="module")
-def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
-    server = start_server(tmp_path_factory.mktemp("events"))
+def running_scene(directory: Path) -> Iterator[Scene]:
+    server = start_server(directory)
     try:
         scene = set_scene(server)
         yield scene
         scene.http.close()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
+    yield from running_scene(tmp_path_factory.mktemp("events"))
 
 
 @pytest.fixture(scope="module")
 def own_scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
-    server = start_server(tmp_path_factory.mktemp("own-events"))
-    try:
-        scene = set_scene(server)
-        yield scene
-        scene.http.close()
-    finally:
-        server.stop()
+    yield from running_scene(tmp_path_factory.mktemp("own-events"))
 
 
 @given(data=st.data(), query=query_strings)

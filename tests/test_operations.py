@@ -10,7 +10,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.config import SANDBOX_AUTH_TOKEN, load_settings
 from bridge.server import hypercorn_config
-from tests.conftest import Agent, LiveServer, ServerFactory, free_port, wait_for_conversation
+from tests.conftest import (
+    Agent,
+    LiveServer,
+    ServerFactory,
+    free_port,
+    real_mode,
+    wait_for_conversation,
+)
 from tests.signing import twilio_signature
 
 METRICS_TOKEN = "metrics-token-0123456789-abcdef"
@@ -47,17 +54,8 @@ def test_not_ready_while_twilio_cannot_be_reached(
     make_server: ServerFactory, tmp_path: Path
 ) -> None:
     """Real mode against an address nothing listens on: alive, but not ready."""
-    bridge = make_server(
-        SANDBOX="0",
-        ALLOW_INSECURE_NO_AUTH="1",
-        TWILIO_ACCOUNT_SID="AC" + "1" * 32,
-        TWILIO_AUTH_TOKEN="any-token-for-an-emulator",
-        TWILIO_FLOW_SID="FW" + "1" * 32,
-        TWILIO_API_BASE_URL=f"http://127.0.0.1:{free_port()}/twilio",
-        TWILIO_TIMEOUT_SECONDS="2",
-        BRIDGE_SECRET="operations-test-secret-0123456789-abcdef",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'unready.db'}",
-    )
+    nowhere = f"http://127.0.0.1:{free_port()}/twilio"
+    bridge = make_server(**real_mode(nowhere, tmp_path, TWILIO_TIMEOUT_SECONDS="2"))
     assert httpx.get(f"{bridge.url}/healthz").status_code == 200
     ready = httpx.get(f"{bridge.url}/readyz", timeout=10)
     assert ready.status_code == 503
@@ -72,14 +70,7 @@ def test_twilio_refusing_the_credentials_is_not_ready(
 ) -> None:
     sandbox = make_server()
     bridge = make_server(
-        SANDBOX="0",
-        ALLOW_INSECURE_NO_AUTH="1",
-        TWILIO_ACCOUNT_SID=sandbox.settings.twilio_account_sid,
-        TWILIO_AUTH_TOKEN="a-wrong-token-for-the-sandbox",
-        TWILIO_FLOW_SID="FW" + "1" * 32,
-        TWILIO_API_BASE_URL=f"{sandbox.url}/sandbox/twilio",
-        BRIDGE_SECRET="operations-test-secret-0123456789-abcdef",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'refused.db'}",
+        **real_mode(f"{sandbox.url}/sandbox/twilio", tmp_path, TWILIO_AUTH_TOKEN="wrong-token")
     )
     ready = httpx.get(f"{bridge.url}/readyz", timeout=10)
     assert ready.status_code == 503
