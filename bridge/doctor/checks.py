@@ -1,132 +1,35 @@
-"""``python main.py doctor``: check a deployment end to end and say what to fix.
-
-Each check prints one line (a mark, a short name, what was found) and, when it fails, an
-indented ``fix:`` line. Settings are loaded as ``serve`` loads them (``.env`` first); the
-checks then talk to Twilio (or the emulator), to the bridge at PUBLIC_URL, and to the
-store, leaving nothing behind. Secrets are never printed; SIDs only in a masked form.
-"""
+"""The doctor's checks: settings, Twilio, the flow, PUBLIC_URL, manifest, webhook, database."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import logging
-import os
-import re
 import sqlite3
-import sys
-import textwrap
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TextIO
-from urllib.parse import SplitResult, urlsplit, urlunsplit
+from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import yaml
-from dotenv import load_dotenv
 from twilio.request_validator import RequestValidator
 
 from bridge import store
-from bridge.config import SANDBOX_FLOW_SID, ConfigError, Settings, load_settings
+from bridge.config import SANDBOX_FLOW_SID, Settings
 from bridge.conversations import ConversationsClient, TwilioError, TwilioRejected, TwilioUnavailable
-
-Status = Literal["pass", "fail", "skip"]
-
-#: The checks, in the order they run and are printed.
-CHECK_NAMES = ("settings", "twilio", "flow", "public_url", "manifest", "webhook", "database")
-
-#: A conversation SID no bridge ever stores: the webhook probe is answered but changes nothing.
-PROBE_CONVERSATION_SID = "CH" + "0" * 32
-
-_FLOW_SID = re.compile(r"^FW[0-9a-fA-F]{32}$")
-_UNICODE_MARKS = {"pass": "✓", "fail": "✗", "skip": "\u2013"}
-_ASCII_MARKS = {"pass": "ok", "fail": "FAIL", "skip": "skip"}
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One check's outcome; ``fix`` says what to do when it failed."""
-
-    name: str
-    status: Status
-    detail: str
-    fix: str = ""
-
-
-def _passed(name: str, detail: str) -> CheckResult:
-    return CheckResult(name, "pass", detail)
-
-
-def _failed(name: str, detail: str, fix: str) -> CheckResult:
-    return CheckResult(name, "fail", detail, fix)
-
-
-def _skipped(name: str, why: str) -> CheckResult:
-    return CheckResult(name, "skip", f"skipped: {why}")
-
-
-# --- showing values safely --------------------------------------------------------------
-
-
-def mask(value: str) -> str:
-    """A SID or key shown without giving it away: ``AC12…cdef`` (short values: ``ab…``)."""
-    if len(value) >= 16:
-        return f"{value[:4]}…{value[-4:]}"
-    return f"{value[:2]}…" if value else "(empty)"
-
-
-def shown_url(url: str) -> str:
-    """``url`` without any user name or password in it."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"…@{host}"))
-
-
-def _origin(parts: SplitResult) -> tuple[str, str, int] | None:
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        return None
-    return (parts.scheme, (parts.hostname or "").lower(), port)
-
-
-def is_under(url: str, base: str) -> bool:
-    """Whether ``url`` has ``base``'s scheme, host and port, and a path at or below its path."""
-    got, want = urlsplit(url), urlsplit(base)
-    origin = _origin(got)
-    if origin is None or origin != _origin(want):
-        return False
-    prefix = want.path.rstrip("/")
-    return not prefix or got.path == prefix or got.path.startswith(prefix + "/")
-
-
-def _mode(settings: Settings) -> str:
-    if settings.twilio_api_base_url:
-        return f"Conversations API at {shown_url(settings.twilio_api_base_url)} (not Twilio)"
-    if settings.sandbox:
-        return f"sandbox (Twilio emulated inside the bridge at {settings.local_url})"
-    return "real Twilio"
-
-
-def _is_loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").lower()
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
-def _http_failure(error: BaseException, seconds: float) -> str:
-    if isinstance(error, TimeoutError):
-        return f"no answer within {seconds:g} s"
-    if isinstance(error, aiohttp.ClientConnectorCertificateError):
-        return "its TLS certificate is not valid"
-    if isinstance(error, aiohttp.ClientConnectorError):
-        return f"cannot connect ({error.os_error.strerror or type(error.os_error).__name__})"
-    return f"{type(error).__name__}: {error}"
-
+from bridge.doctor.results import (
+    FLOW_SID,
+    PROBE_CONVERSATION_SID,
+    CheckResult,
+    failed,
+    http_failure,
+    is_loopback,
+    is_under,
+    mask,
+    mode_of,
+    passed,
+    shown_url,
+)
 
 # --- the checks -------------------------------------------------------------------------
 
@@ -139,10 +42,10 @@ def check_settings(settings: Settings) -> CheckResult:
         auth_detail += f" ({len(auth.api_keys)} key{'s' if len(auth.api_keys) != 1 else ''})"
     secret = "set" if settings.bridge_secret else "kept in the store (sandbox)"
     detail = (
-        f"{_mode(settings)}; account {mask(settings.twilio_account_sid)}; {auth_detail}; "
+        f"{mode_of(settings)}; account {mask(settings.twilio_account_sid)}; {auth_detail}; "
         f"webhooks {'on' if settings.webhooks else 'off'}; BRIDGE_SECRET {secret}"
     )
-    return _passed("settings", detail)
+    return passed("settings", detail)
 
 
 def _rejected_fix(settings: Settings, error: TwilioRejected) -> str:
@@ -217,48 +120,48 @@ async def check_twilio(settings: Settings, seconds: float) -> CheckResult:
     except TwilioRejected as error:
         status = f"HTTP {error.status}" if error.status else "refused"
         code = f", code {error.code}" if error.code else ""
-        return _failed(
+        return failed(
             "twilio",
             f"{where} refused account {mask(settings.twilio_account_sid)} ({status}{code})",
             _rejected_fix(settings, error),
         )
     except TwilioUnavailable as error:
         why = f"HTTP {error.status}" if error.status else str(error).partition(": ")[2]
-        return _failed(
+        return failed(
             "twilio", f"{where} could not be reached: {why}", _unavailable_fix(settings, error)
         )
     except TwilioError as error:
-        return _failed(
+        return failed(
             "twilio",
             f"{where} answered unexpectedly ({error})",
             "Check TWILIO_API_BASE_URL (unset it for Twilio itself) and run the doctor again.",
         )
     finally:
         await client.close()
-    return _passed("twilio", f"account {mask(settings.twilio_account_sid)} accepted by {where}")
+    return passed("twilio", f"account {mask(settings.twilio_account_sid)} accepted by {where}")
 
 
 def check_flow(settings: Settings) -> CheckResult:
     """TWILIO_FLOW_SID's form, and the sandbox placeholder used against Twilio itself."""
     flow = settings.twilio_flow_sid
-    if not _FLOW_SID.match(flow):
-        return _failed(
+    if not FLOW_SID.match(flow):
+        return failed(
             "flow",
             f"TWILIO_FLOW_SID {mask(flow)} is not FW followed by 32 hex digits",
             "Set TWILIO_FLOW_SID to the SID of the Studio flow (Studio > Flows) whose "
             "Incoming Conversation trigger leads to a Send to Flex widget.",
         )
     if flow != SANDBOX_FLOW_SID:
-        return _passed("flow", f"TWILIO_FLOW_SID {mask(flow)}")
+        return passed("flow", f"TWILIO_FLOW_SID {mask(flow)}")
     if settings.sandbox and not settings.twilio_api_base_url:
-        return _passed("flow", "the sandbox's flow (conversations go to the agent console)")
+        return passed("flow", "the sandbox's flow (conversations go to the agent console)")
     if settings.twilio_api_base_url:
-        return _passed(
+        return passed(
             "flow",
             f"TWILIO_FLOW_SID is the sandbox placeholder {mask(flow)}: fine for an emulator, "
             "not for Twilio",
         )
-    return _failed(
+    return failed(
         "flow",
         f"TWILIO_FLOW_SID is the sandbox placeholder {mask(flow)}, but this is real Twilio",
         "Set TWILIO_FLOW_SID to your Studio flow's FW… SID (Studio > Flows: the flow with the "
@@ -302,10 +205,10 @@ async def check_public_url(
                 "it: start the tunnel or proxy in front of the bridge, or set PUBLIC_URL to "
                 "the address it gives, and restart the bridge."
             )
-        return _failed("public_url", f"{url} unreachable: {_http_failure(error, seconds)}", fix)
+        return failed("public_url", f"{url} unreachable: {http_failure(error, seconds)}", fix)
     elapsed = (time.monotonic() - started) * 1000
     if 300 <= response.status < 400:
-        return _failed(
+        return failed(
             "public_url", f"{url} answered {response.status}", _redirect_fix(response, settings)
         )
     try:
@@ -313,16 +216,16 @@ async def check_public_url(
     except ValueError:
         document = None
     if response.status != 200 or not isinstance(document, dict) or document.get("status") != "ok":
-        return _failed(
+        return failed(
             "public_url",
             f"{url} answered {response.status} {response.content_type}, not the bridge's health",
             f"Something other than the bridge answers at {public}: point the tunnel or proxy "
             f"at the bridge's HOST:PORT ({settings.local_url}), or correct PUBLIC_URL.",
         )
     note = ""
-    if settings.public_url.startswith("http://") and not _is_loopback(settings.public_url):
+    if settings.public_url.startswith("http://") and not is_loopback(settings.public_url):
         note = " (plain http: GPT Actions and Twilio need https)"
-    return _passed("public_url", f"{public}/healthz answered 200 in {elapsed:.0f} ms{note}")
+    return passed("public_url", f"{public}/healthz answered 200 in {elapsed:.0f} ms{note}")
 
 
 async def _answers(http: aiohttp.ClientSession, base: str) -> bool:
@@ -363,13 +266,13 @@ async def check_manifest(
         try:
             response, body = await _get(http, url)
         except (aiohttp.ClientError, TimeoutError) as error:
-            return _failed(
+            return failed(
                 "manifest",
-                f"{url}: {_http_failure(error, seconds)}",
+                f"{url}: {http_failure(error, seconds)}",
                 f"Make sure the proxy in front of the bridge forwards every path under {public}.",
             ), None
         if response.status != 200:
-            return _failed(
+            return failed(
                 "manifest",
                 f"{url} answered {response.status}",
                 f"Make sure the proxy in front of the bridge forwards {path} (GET) unchanged.",
@@ -377,7 +280,7 @@ async def check_manifest(
         try:
             documents.append(json.loads(body) if path.endswith(".json") else yaml.safe_load(body))
         except (ValueError, yaml.YAMLError):
-            return _failed(
+            return failed(
                 "manifest",
                 f"{url} is not valid {'JSON' if path.endswith('.json') else 'YAML'}",
                 f"Something other than the bridge answers at {public}: point PUBLIC_URL at it.",
@@ -385,12 +288,12 @@ async def check_manifest(
     found = _advertised(*documents)
     wrong = {where: url for where, url in found.items() if not is_under(url, settings.public_url)}
     if not wrong:
-        return _passed("manifest", f"manifest and OpenAPI servers point at {public}"), None
+        return passed("manifest", f"manifest and OpenAPI servers point at {public}"), None
     where, url = next(iter(wrong.items()))
     parts = urlsplit(url)
     advertised = f"{parts.scheme}://{parts.netloc}" if parts.scheme else None
     more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
-    return _failed(
+    return failed(
         "manifest",
         f"{where} is {shown_url(url) or '(missing)'}{more}, not under {public}",
         "The bridge answering at PUBLIC_URL builds these URLs from its own PUBLIC_URL"
@@ -423,13 +326,13 @@ async def check_webhook(
             status = response.status
             await response.read()
     except (aiohttp.ClientError, TimeoutError) as error:
-        return _failed(
+        return failed(
             "webhook",
-            f"POST {url}: {_http_failure(error, seconds)}",
+            f"POST {url}: {http_failure(error, seconds)}",
             "Make sure the proxy in front of the bridge forwards POST /twilio/events.",
         )
     if 200 <= status < 300:
-        return _passed("webhook", f"signed POST {url} accepted ({status})")
+        return passed("webhook", f"signed POST {url} accepted ({status})")
     if status == 403:
         if advertised:
             cause = (
@@ -442,7 +345,7 @@ async def check_webhook(
                 "its TWILIO_AUTH_TOKEN: either it runs with a different PUBLIC_URL or token than "
                 "this environment, or a proxy rewrites the scheme, host, path or query."
             )
-        return _failed(
+        return failed(
             "webhook",
             f"signed POST {url} refused (403): the signature does not match",
             f"{cause} Twilio's webhooks would be refused the same way. Set PUBLIC_URL to "
@@ -458,7 +361,7 @@ async def check_webhook(
         )
     else:
         fix = "See the bridge's log for the error, and make sure PUBLIC_URL leads to the bridge."
-    return _failed("webhook", f"signed POST {url} answered {status}", fix)
+    return failed("webhook", f"signed POST {url} answered {status}", fix)
 
 
 def _database_failure(path: Path, error: BaseException) -> str:
@@ -489,7 +392,7 @@ async def check_database(settings: Settings) -> CheckResult:
     except sqlite3.OperationalError as error:
         if "locked" not in str(error):
             return _database_failed(path, error)
-        return _failed(
+        return failed(
             "database",
             f"{path}: {error}",
             "Another process has held a write lock on the database for over 5 seconds: find "
@@ -501,13 +404,13 @@ async def check_database(settings: Settings) -> CheckResult:
     finally:
         if db is not None:
             await db.close()
-    return _passed(
+    return passed(
         "database", f"{path} writable{'' if existed else ' (created now)'}, migrations applied"
     )
 
 
 def _database_failed(path: Path, error: BaseException) -> CheckResult:
-    return _failed(
+    return failed(
         "database",
         f"{path}: {_database_failure(path, error)}",
         f"The bridge must be able to create and write {path.name} and its -wal/-shm files "
@@ -516,106 +419,3 @@ def _database_failed(path: Path, error: BaseException) -> CheckResult:
         "(sqlite:///data/bridge.db is relative to the working directory, "
         "sqlite:////var/lib/flex-bridge/bridge.db absolute).",
     )
-
-
-# --- running and reporting --------------------------------------------------------------
-
-
-async def run_checks(
-    settings_env: Mapping[str, str] | None = None, *, request_seconds: float = 5.0
-) -> list[CheckResult]:
-    """Run every check against ``settings_env`` (``os.environ`` by default), in order.
-
-    Each HTTP request and the Twilio call get at most ``request_seconds``.
-    """
-    env = os.environ if settings_env is None else settings_env
-    try:
-        settings = load_settings(env)
-    except ConfigError as error:
-        return [
-            _failed("settings", "the bridge would refuse to start with these settings", str(error)),
-            *(_skipped(name, "needs valid settings") for name in CHECK_NAMES[1:]),
-        ]
-    results = [check_settings(settings)]
-    results.append(await check_twilio(settings, request_seconds))
-    results.append(check_flow(settings))
-    client_timeout = aiohttp.ClientTimeout(total=request_seconds)
-    headers = {"User-Agent": "flex-bridge-doctor"}
-    async with aiohttp.ClientSession(timeout=client_timeout, headers=headers) as http:
-        health = await check_public_url(http, settings, request_seconds)
-        results.append(health)
-        if health.status != "pass":
-            results.append(_skipped("manifest", "PUBLIC_URL does not lead to the bridge"))
-            results.append(_skipped("webhook", "PUBLIC_URL does not lead to the bridge"))
-        else:
-            manifest, advertised = await check_manifest(http, settings, request_seconds)
-            results.append(manifest)
-            if settings.webhooks:
-                results.append(await check_webhook(http, settings, request_seconds, advertised))
-            else:
-                results.append(_skipped("webhook", "WEBHOOKS=off: the bridge polls Twilio"))
-    results.append(await check_database(settings))
-    return results
-
-
-def _can_print(stream: TextIO, text: str) -> bool:
-    try:
-        text.encode(stream.encoding or "ascii")
-    except (UnicodeEncodeError, LookupError):
-        return False
-    return True
-
-
-def render(results: list[CheckResult], *, unicode: bool = True) -> str:
-    """The report: one line per check, an indented ``fix:`` under each failure, a summary."""
-    marks = _UNICODE_MARKS if unicode else _ASCII_MARKS
-    mark_width = max(len(m) for m in marks.values())
-    name_width = max((len(r.name) for r in results), default=0)
-    lines = ["Flex Bridge doctor", ""]
-    indent = " " * (mark_width + 1 + 4)
-    for result in results:
-        lines.append(
-            f"{marks[result.status]:<{mark_width}} {result.name:<{name_width}}  {result.detail}"
-        )
-        if result.status == "fail" and result.fix:
-            lines += textwrap.wrap(
-                result.fix,
-                width=100,
-                initial_indent=f"{indent}fix: ",
-                subsequent_indent=f"{indent}     ",
-                break_on_hyphens=False,
-            )
-    failed = sum(r.status == "fail" for r in results)
-    skipped = sum(r.status == "skip" for r in results)
-    lines.append("")
-    if failed:
-        summary = f"{failed} check{'s' if failed != 1 else ''} failed"
-        if skipped:
-            summary += f", {skipped} skipped"
-        lines.append(f"{summary}: fix the first failure above and run the doctor again.")
-    else:
-        lines.append(
-            "All checks passed." if not skipped else f"All checks passed ({skipped} skipped)."
-        )
-    text = "\n".join(lines)
-    if not unicode:
-        text = text.replace("…", "...").replace("\u2013", "-")
-        text = text.encode("ascii", errors="replace").decode("ascii")
-    return text
-
-
-def exit_code(results: list[CheckResult]) -> int:
-    """0 when every check that ran passed, 1 otherwise."""
-    return 1 if any(r.status == "fail" for r in results) else 0
-
-
-def main() -> int:
-    """Load settings as ``serve`` does, run the checks, print the report; the exit code."""
-    load_dotenv()
-    logging.getLogger("twilio").setLevel(logging.WARNING)
-    results = asyncio.run(run_checks())
-    text = render(results)
-    if not _can_print(sys.stdout, text):
-        text = render(results, unicode=False)
-    print(text, flush=True)
-    return exit_code(results)
