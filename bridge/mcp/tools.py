@@ -23,6 +23,7 @@ from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 from quart import Quart
 
+from bridge import logs
 from bridge.conversations import TwilioError, TwilioUnavailable
 from bridge.handoff import HandoffResult
 from bridge.identity import identity_hash
@@ -97,6 +98,14 @@ class Handoff:
         return wired
 
     def _caller(self, ctx: Context[Any, Any], wired: Services) -> tuple[str, str | None]:
+        """The user's identity and verified profile, noted for the tool call's log lines."""
+        identity, profile = self._identify(ctx, wired)
+        logs.request_id.set(logs.new_request_id())
+        logs.identity.set(identity)
+        logs.conversation_sid.set(None)
+        return identity, profile
+
+    def _identify(self, ctx: Context[Any, Any], wired: Services) -> tuple[str, str | None]:
         """The user's identity and (when shared with agents) verified profile."""
         request = ctx.request_context.request
         scope: dict[str, Any] = getattr(request, "scope", {})
