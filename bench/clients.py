@@ -163,22 +163,19 @@ class EmulatorClient:
         return await self._call("GET", f"{self.api}/Conversations/{sid_or_unique_name}")
 
     async def messages(self, sid: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        url: str | None = f"{self.api}/Conversations/{sid}/Messages"
-        params: dict[str, str] | None = {"PageSize": "1000"}
-        while url:
-            page = await self._call("GET", url, params=params)
-            found.extend(page["messages"])
-            url, params = page["meta"].get("next_page_url"), None
-        return found
+        return await self._every_page(f"{self.api}/Conversations/{sid}/Messages", "messages")
 
     async def conversations(self) -> list[dict[str, Any]]:
+        return await self._every_page(f"{self.api}/Conversations", "conversations")
+
+    async def _every_page(self, first: str, key: str) -> list[dict[str, Any]]:
+        """Every item of a listing, following ``meta.next_page_url``."""
         found: list[dict[str, Any]] = []
-        url: str | None = f"{self.api}/Conversations"
+        url: str | None = first
         params: dict[str, str] | None = {"PageSize": "1000"}
         while url:
             page = await self._call("GET", url, params=params)
-            found.extend(page["conversations"])
+            found.extend(page[key])
             url, params = page["meta"].get("next_page_url"), None
         return found
 

@@ -16,9 +16,3 @@ async def json_or_none() -> Any:
         return json.loads(raw)
     except (ValueError, RecursionError):  # ValueError covers UnicodeDecodeError
         return None
-
-
-async def drain() -> None:
-    """Read the body a route has no use for: answering before the client has finished
-    sending can leave the keep-alive connection unusable for its next request."""
-    await request.get_data()

@@ -333,11 +333,6 @@ async def operational_counts(db: aiosqlite.Connection) -> OperationalCounts:
     return OperationalCounts(int(row[0]), int(row[1]))
 
 
-async def outbox_depth(db: aiosqlite.Connection) -> int:
-    row = await fetch_one(db, "SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
-    return int(row[0]) if row else 0
-
-
 async def advance_synced_index_from(
     db: aiosqlite.Connection, conversation_id: int, expected: int, index: int
 ) -> bool:

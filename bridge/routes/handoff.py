@@ -9,7 +9,7 @@ from quart import Blueprint, request
 from bridge.auth.caller import identify
 from bridge.errors import ApiError
 from bridge.ratelimit import retry_after
-from bridge.request_body import drain, json_or_none
+from bridge.request_body import json_or_none
 from bridge.services import services
 
 handoff = Blueprint("handoff", __name__)
@@ -80,6 +80,5 @@ async def get_replies(username: str) -> dict[str, object]:
 
 @handoff.post("/end/<username>")
 async def end_conversation(username: str) -> dict[str, object]:
-    await drain()
     result = await services().handoff.end((await identify(username)).identity)
     return result.to_json()

@@ -10,7 +10,6 @@ from twilio.request_validator import RequestValidator
 from bridge import logs
 from bridge.conversations import WEBHOOK_FILTERS
 from bridge.errors import ApiError
-from bridge.request_body import drain
 from bridge.services import services
 
 twilio_events = Blueprint("twilio_events", __name__)
@@ -29,19 +28,20 @@ def signed_url() -> str:
 
 @twilio_events.post("/twilio/events")
 async def receive_event() -> Response:
-    signature = request.headers.get("X-Twilio-Signature", "")
-    await drain()  # whatever the content type, so the connection stays usable
-    form = await request.form
-    validator = RequestValidator(services().settings.twilio_auth_token)
     wired = services()
-    if not signature or not validator.validate(signed_url(), form, signature):
+    signature = request.headers.get("X-Twilio-Signature", "")
+    form = await request.form
+    url = signed_url()
+    if not signature or not RequestValidator(wired.settings.twilio_auth_token).validate(
+        url, form, signature
+    ):
         wired.metrics.webhook_signature_failures.inc()
         logs.event(
             log,
             "webhook.rejected",
             logging.WARNING,
             reason="missing signature" if not signature else "signature mismatch",
-            signed_url=signed_url(),
+            signed_url=url,
         )
         raise ApiError(403, "invalid_signature", "The X-Twilio-Signature header does not match.")
     params = form.to_dict(flat=True)
