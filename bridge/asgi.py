@@ -13,8 +13,6 @@ from quart import Quart
 from bridge.app import create_app
 from bridge.config import Settings
 from bridge.mcp.app import MCP_PATH, create_mcp_app
-from bridge.sandbox.app import create_sandbox_app
-from bridge.sandbox.idp import DEV_CLIENT
 
 Scope = dict[str, Any]
 ASGIApp = Any
@@ -115,6 +113,10 @@ def build_asgi_app(settings: Settings) -> tuple[ASGIApp, Quart]:
 
 
 def _sandbox(settings: Settings) -> ASGIApp:
+    # Imported here: outside sandbox mode the emulator is not loaded at all.
+    from bridge.sandbox.app import create_sandbox_app
+    from bridge.sandbox.idp import DEV_CLIENT
+
     # The development sign-in provider also accepts the bridge's public callback (ngrok).
     dev = DEV_CLIENT
     dev = replace(dev, redirect_uris=(*dev.redirect_uris, f"{settings.public_url}/oauth/callback"))

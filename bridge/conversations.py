@@ -1,8 +1,11 @@
 """The only module that talks to Twilio: the async Conversations client and its errors.
 
-Every call goes through :meth:`ConversationsClient._call`, which puts a deadline on it
-(the library ignores its own ``timeout``) and translates Twilio's exceptions into the
-bridge's :class:`TwilioError` family, so nothing above this module sees a Twilio type.
+The core knows Twilio as :class:`TwilioConversations`, the calls it makes; the
+:class:`ConversationsClient` here is the real one (the ``twilio`` library over HTTP, to
+Twilio or an emulator). Every call goes through :meth:`ConversationsClient._call`, which
+puts a deadline on it (the library ignores its own ``timeout``) and translates Twilio's
+exceptions into the bridge's :class:`TwilioError` family, so nothing above this module
+sees a Twilio type.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -88,6 +91,45 @@ class ConversationMessage:
     body: str
     attributes: str
     date_created: str
+
+
+class TwilioConversations(Protocol):
+    """The Conversations calls the bridge makes. Each raises a :class:`TwilioError`."""
+
+    async def close(self) -> None: ...
+
+    async def check_access(self) -> None:
+        """One cheap authenticated read."""
+
+    async def create_conversation_with_participant(
+        self, unique_name: str, friendly_name: str, attributes: str, identity: str
+    ) -> ConversationInfo: ...
+
+    async def fetch_conversation(self, sid_or_unique_name: str) -> ConversationInfo: ...
+
+    async def close_conversation(self, sid: str) -> None: ...
+
+    async def add_participant(self, sid: str, identity: str, attributes: str = "{}") -> None: ...
+
+    async def participant_identities(self, sid: str) -> list[str]: ...
+
+    async def add_studio_webhook(self, sid: str, flow_sid: str) -> None: ...
+
+    async def add_event_webhook(self, sid: str, url: str) -> None: ...
+
+    async def webhook_targets(self, sid: str) -> list[str]: ...
+
+    async def post_message(
+        self, sid: str, author: str, body: str, attributes: str = "{}"
+    ) -> ConversationMessage: ...
+
+    async def recent_messages(self, sid: str, count: int = 50) -> list[ConversationMessage]:
+        """The newest ``count`` messages (one page), newest first."""
+
+    async def messages_after(
+        self, sid: str, index: int, page_size: int = 50
+    ) -> list[ConversationMessage]:
+        """Messages with an index above ``index``, oldest first."""
 
 
 def _iso(value: Any) -> str:
@@ -230,17 +272,6 @@ class ConversationsClient:
         await self._call("list_conversations", self._v1.conversations.page_async(page_size=1))
 
     # --- conversations --------------------------------------------------------------------
-
-    async def create_conversation(
-        self, unique_name: str, friendly_name: str, attributes: str
-    ) -> ConversationInfo:
-        instance = await self._call(
-            "create_conversation",
-            self._v1.conversations.create_async(
-                unique_name=unique_name, friendly_name=friendly_name, attributes=attributes
-            ),
-        )
-        return _info(instance)
 
     async def create_conversation_with_participant(
         self, unique_name: str, friendly_name: str, attributes: str, identity: str

@@ -7,7 +7,18 @@ import logging
 from quart import Quart, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from bridge.auth.caller import Unauthenticated
 from bridge.conversations import TwilioError, TwilioUnavailable
+from bridge.core.errors import (
+    ContextTooLong,
+    HandoffError,
+    InvalidContext,
+    InvalidMessage,
+    InvalidUsername,
+    InvalidWait,
+    MessageTooLong,
+    RateLimited,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +57,54 @@ _HTTP_MESSAGES = {
 }
 
 
+def from_handoff_error(error: HandoffError) -> ApiError:
+    """The core's refusal, worded for the HTTP API (its field names, its status codes)."""
+    if isinstance(error, RateLimited):
+        return ApiError(
+            429,
+            "rate_limited",
+            "Too many messages for this user; wait before sending the next one.",
+            retry_after=error.retry_after,
+        )
+    if isinstance(error, InvalidUsername):
+        return ApiError(
+            400,
+            "invalid_username",
+            "The username must be 1 to 128 characters of letters, digits and . _ @ + -.",
+        )
+    if isinstance(error, InvalidMessage):
+        return ApiError(400, "invalid_msg", "'msg' must be a non-empty string: the user's message.")
+    if isinstance(error, MessageTooLong):
+        return ApiError(
+            413,
+            "message_too_long",
+            f"'msg' has {error.length} characters; the limit is {error.limit}. Shorten it "
+            "or send it in several messages.",
+        )
+    if isinstance(error, InvalidContext):
+        return ApiError(400, "invalid_context", "'context' must be a string when given.")
+    if isinstance(error, ContextTooLong):
+        return ApiError(
+            413,
+            "context_too_long",
+            f"'context' must be at most {error.limit} characters: summarise it.",
+        )
+    if isinstance(error, InvalidWait):
+        return ApiError(400, "invalid_wait", "'wait' must be a number of seconds, 0 or more.")
+    return ApiError(400, "bad_request", str(error))
+
+
 def register_error_handlers(app: Quart) -> None:
+    @app.errorhandler(HandoffError)
+    async def handoff_error(error: HandoffError) -> Response:
+        return await api_error(from_handoff_error(error))
+
+    @app.errorhandler(Unauthenticated)
+    async def unauthenticated(error: Unauthenticated) -> Response:
+        return await api_error(
+            ApiError(401, error.code, error.message, headers={"WWW-Authenticate": error.challenge})
+        )
+
     @app.errorhandler(ApiError)
     async def api_error(error: ApiError) -> Response:
         response = error_response(error.status, error.code, error.message)

@@ -28,6 +28,13 @@ _BARE = re.compile(r"[^\s\"=]+")
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
+def mask(value: str) -> str:
+    """A SID or key shown without giving it away: ``AC12…cdef`` (short values: ``ab…``)."""
+    if len(value) >= 16:
+        return f"{value[:4]}…{value[-4:]}"
+    return f"{value[:2]}…" if value else "(empty)"
+
+
 def new_request_id(offered: str | None = None) -> str:
     """The caller's X-Request-Id when it is a sane token, else a fresh one."""
     if offered and _REQUEST_ID.fullmatch(offered):

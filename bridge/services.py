@@ -1,34 +1,141 @@
-"""The objects wired at start-up and shared by every request."""
+"""Wiring: one async builder makes every service from validated settings, and closes them.
+
+The Quart app runs it at start-up (inside the running loop, where the HTTP session and
+the database bind), the MCP endpoint and the routes use what it made, ``doctor`` uses
+its parts, and tests build the core with a fake Twilio client through it.
+"""
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-import aiosqlite
-from quart import current_app
-
+from bridge.auth.caller import CallerCheck
 from bridge.auth.server import AuthorizationServer
 from bridge.config import Settings
-from bridge.conversations import ConversationsClient
-from bridge.handoff import HandoffService
+from bridge.conversations import ConversationsClient, TwilioConversations
+from bridge.coordination import Coordination
+from bridge.coordination.local import local_coordination
+from bridge.core.inbox import Inbox
+from bridge.core.opening import ConversationOpener
+from bridge.core.outbox import Outbox
+from bridge.core.poller import Poller
+from bridge.core.reconciler import Reconciler
+from bridge.core.service import HandoffService, Limits
+from bridge.core.waiters import Waiters
 from bridge.metrics import Metrics
-from bridge.ratelimit import RateLimiter
+from bridge.routing import Router, build_router
+from bridge.store import Store
+from bridge.stores import Backend, open_store
 
 
 @dataclass
 class Services:
     settings: Settings
-    db: aiosqlite.Connection
-    twilio: ConversationsClient
+    store: Backend
+    twilio: TwilioConversations
+    coordination: Coordination
+    router: Router
     handoff: HandoffService
-    secret: str
-    rate_limiter: RateLimiter
     metrics: Metrics
+    secret: str
+    callers: CallerCheck
     oauth: AuthorizationServer | None = None
     #: When /readyz last asked Twilio, and what was wrong then (None: nothing).
     twilio_readiness: tuple[float, str | None] = (float("-inf"), None)
 
 
-def services() -> Services:
-    found: Services = current_app.extensions["bridge"]
-    return found
+def connect_twilio(settings: Settings, metrics: Metrics | None = None) -> ConversationsClient:
+    """The Twilio client the settings name (Twilio, an emulator, or the sandbox)."""
+    return ConversationsClient(
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        settings.twilio_base_url,
+        settings.twilio_timeout_seconds,
+        observe=metrics.twilio_call if metrics is not None else None,
+    )
+
+
+def build_handoff(
+    settings: Settings,
+    store: Store,
+    twilio: TwilioConversations,
+    coordination: Coordination,
+    router: Router,
+    metrics: Metrics,
+) -> HandoffService:
+    """The core, its parts made here and handed in."""
+    webhook_url = settings.webhook_url if settings.webhooks else None
+    inbox = Inbox(store, twilio, coordination.wakeups, metrics)
+    opener = ConversationOpener(store, twilio, router, webhook_url=webhook_url, metrics=metrics)
+    outbox = Outbox(store, twilio, opener, inbox, coordination.locks, coordination.jobs, metrics)
+    # Without webhooks, conversations someone waits on are polled; with them, only
+    # reconciled now and then in case a webhook went missing.
+    poller = None if webhook_url else Poller(inbox.sync, settings.poll_interval_seconds)
+    waiters = Waiters(store, coordination.wakeups, metrics, poller)
+    reconciler = Reconciler(
+        store,
+        inbox,
+        coordination.jobs,
+        waited_on=waiters.waited_on,
+        interval_seconds=settings.reconcile_interval_seconds,
+        periodic=poller is None,
+    )
+    return HandoffService(
+        store,
+        twilio,
+        coordination,
+        inbox=inbox,
+        outbox=outbox,
+        waiters=waiters,
+        reconciler=reconciler,
+        poller=poller,
+        limits=Limits(
+            max_message_chars=settings.max_message_chars,
+            reply_wait_seconds=settings.reply_wait_seconds,
+        ),
+    )
+
+
+@asynccontextmanager
+async def build_services(
+    settings: Settings, *, twilio: TwilioConversations | None = None
+) -> AsyncIterator[Services]:
+    """Every service, started; all closed on exit (the core first, the store last).
+
+    ``twilio`` replaces the client the settings name (a fake, in the core's unit tests).
+    """
+    async with AsyncExitStack() as stack:
+        metrics = Metrics()
+        store = await open_store(settings)
+        stack.push_async_callback(store.close)
+        secret = settings.bridge_secret or await store.get_or_create_setting(
+            "bridge_secret", secrets.token_urlsafe(32)
+        )
+        if twilio is None:
+            twilio = connect_twilio(settings, metrics)
+            stack.push_async_callback(twilio.close)
+        coordination = local_coordination(settings.auth.rate_limit_per_minute)
+        router = build_router(settings, twilio)
+        handoff = build_handoff(settings, store, twilio, coordination, router, metrics)
+        await handoff.start()
+        stack.push_async_callback(handoff.close)
+        oauth = (
+            AuthorizationServer(store, settings.auth, settings.public_url)
+            if settings.auth.mode == "oauth"
+            else None
+        )
+        yield Services(
+            settings=settings,
+            store=store,
+            twilio=twilio,
+            coordination=coordination,
+            router=router,
+            handoff=handoff,
+            metrics=metrics,
+            secret=secret,
+            callers=CallerCheck(settings.auth, secret, settings.public_url, oauth),
+            oauth=oauth,
+        )

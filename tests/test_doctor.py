@@ -16,14 +16,16 @@ from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FLOW_
 from bridge.doctor import (
     CHECK_NAMES,
     CheckResult,
-    check_flow,
+    check_routing,
     exit_code,
     is_under,
     mask,
     render,
     run_checks,
 )
+from bridge.routing import build_router
 from tests.conftest import LiveServer, free_port, sandbox_env
+from tests.fakes import FakeTwilio
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT_SID = "AC" + "1234abcd" * 4
@@ -226,11 +228,12 @@ def test_flow_placeholder_fails_against_real_twilio() -> None:
             "ALLOW_INSECURE_NO_AUTH": "1",
         }
     )
-    result = check_flow(settings)
+    result = check_routing(build_router(settings, FakeTwilio()))
     assert result.status == "fail"
     assert "placeholder" in result.detail
     assert "Studio" in result.fix
-    real = check_flow(load_settings({"TWILIO_FLOW_SID": "FW" + "ab" * 16}))
+    sandbox = load_settings({"TWILIO_FLOW_SID": "FW" + "ab" * 16})
+    real = check_routing(build_router(sandbox, FakeTwilio()))
     assert real.status == "pass"
     assert real.detail == "TWILIO_FLOW_SID FWab…abab"
 

@@ -218,9 +218,19 @@ async def test_user_can_end_the_conversation(client: httpx.AsyncClient, agent: A
     ended = (await client.post("/end/jack")).json()
     assert ended["status"] == "closed"
     assert [r["body"] for r in ended["replies"]] == ["Anything else?"]
+    # The note says the user ended it, not the agent (the close webhook overtakes /end).
+    assert "as the user asked" in ended["note"] and "agent ended" not in ended["note"]
     assert agent.conversations(sid).fetch().state == "closed"
+    assert "as the user asked" in (await client.get("/replies/jack")).json()["note"]
     assert (await send(client, "jack", "one more thing"))["status"] == "waiting"
     assert len(agent.conversations.list()) == 2
+    newer = next(c.sid for c in agent.conversations.list() if c.sid != sid)
+    agent.close(newer)
+    for _ in range(50):
+        answer = (await client.get("/replies/jack?wait=0.2")).json()
+        if answer["status"] == "closed":
+            break
+    assert answer["note"].startswith("The agent ended this conversation")
 
 
 async def test_long_message_arrives_as_ordered_parts(

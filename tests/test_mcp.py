@@ -26,9 +26,9 @@ from mcp_types import CallToolResult, TextContent
 from pydantic import AnyUrl
 
 from bridge.auth.oidc import s256
-from bridge.handoff import NOTES
 from bridge.mcp import tools
-from bridge.mcp.tools import MAX_WAIT_SECONDS, mcp_note
+from bridge.mcp.tools import MAX_WAIT_SECONDS, WORDS
+from bridge.notes import note
 from tests import test_oauth
 from tests.conftest import Agent, LiveServer, ServerFactory, twilio_client, wait_for_conversation
 from tests.test_oauth import location, query, sign_in_upstream
@@ -107,7 +107,7 @@ async def test_whole_handoff_with_the_reply_in_the_tool_result(
                     "sent_at": data["replies"][0]["sent_at"],
                 }
             ],
-            "note": mcp_note(NOTES["answered"]),
+            "note": note("answered", WORDS),
         }
         assert "request_human_agent" in data["note"] and "sendMessage" not in data["note"]
         assert "Hi, Alex here. Sorry!" in text(result) and "answered" in text(result)
@@ -120,6 +120,9 @@ async def test_whole_handoff_with_the_reply_in_the_tool_result(
 
         ended = structured(await mcp.call_tool("end_human_conversation", {}))
         assert (ended["status"], ended["replies"]) == ("closed", [])
+        # The user ended it: the model must not tell the user the agent hung up.
+        assert ended["note"] == note("closed_by_user", WORDS)
+        assert "agent ended" not in ended["note"]
         state = await asyncio.to_thread(lambda: agent.conversations(sid).fetch().state)
         assert state == "closed"
 
@@ -154,7 +157,7 @@ async def test_end_without_a_conversation(server: LiveServer) -> None:
     async with connect(server) as mcp:
         ended = structured(await mcp.call_tool("end_human_conversation", {}))
     assert ended["status"] == "closed"
-    assert ended["note"] == mcp_note(NOTES["none"])
+    assert ended["note"] == note("none_yet", WORDS)
 
 
 async def test_progress_while_waiting(

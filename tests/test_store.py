@@ -7,77 +7,78 @@ import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiosqlite
 import pytest
 
-from bridge import store
+from bridge.store import AgentMessage
+from bridge.stores.sqlite import SqliteStore, open_sqlite_store
+
+MIGRATIONS = Path(__file__).parents[1] / "bridge" / "stores" / "sqlite" / "migrations"
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
-    connection = await store.open_database(tmp_path / "nested" / "bridge.db")
-    yield connection
-    await connection.close()
+async def db(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = await open_sqlite_store(tmp_path / "nested" / "bridge.db")
+    yield opened
+    await opened.close()
 
 
-def message(n: int) -> store.AgentMessage:
-    return store.AgentMessage(f"IM{n:032d}", n, "agent", f"reply {n}", "2026-11-22T10:00:00Z")
+def message(n: int) -> AgentMessage:
+    return AgentMessage(f"IM{n:032d}", n, "agent", f"reply {n}", "2026-11-22T10:00:00Z")
 
 
-async def test_wal_mode_and_migrations_apply_once(db: aiosqlite.Connection, tmp_path: Path) -> None:
-    async with db.execute("PRAGMA journal_mode") as cursor:
-        assert (await cursor.fetchone())[0] == "wal"  # type: ignore[index]
-    assert await store.migrate(db) == []
-    again = await store.open_database(tmp_path / "nested" / "bridge.db")
-    assert await store.migrate(again) == []
+async def test_wal_mode_and_migrations_apply_once(db: SqliteStore, tmp_path: Path) -> None:
+    assert (await db.fetch("PRAGMA journal_mode"))[0][0] == "wal"
+    assert await db.migrate() == []
+    again = await open_sqlite_store(tmp_path / "nested" / "bridge.db")
+    assert await again.migrate() == []
     await again.close()
 
 
-async def test_simultaneous_claims_make_one_conversation(db: aiosqlite.Connection) -> None:
-    rows = await asyncio.gather(*[store.claim_conversation(db, "who") for _ in range(20)])
+async def test_simultaneous_claims_make_one_conversation(db: SqliteStore) -> None:
+    rows = await asyncio.gather(*[db.claim_conversation("who") for _ in range(20)])
     assert {row.id for row in rows} == {rows[0].id}
     assert rows[0].generation == 1 and rows[0].state == "opening"
 
 
-async def test_closing_lets_the_next_claim_open_a_new_generation(db: aiosqlite.Connection) -> None:
-    first = await store.claim_conversation(db, "who")
-    await store.mark_open(db, first.id, "CH1")
-    assert await store.mark_closed(db, first.id)
-    assert not await store.mark_closed(db, first.id)
-    second = await store.claim_conversation(db, "who")
+async def test_closing_lets_the_next_claim_open_a_new_generation(db: SqliteStore) -> None:
+    first = await db.claim_conversation("who")
+    await db.mark_open(first.id, "CH1")
+    assert await db.mark_closed(first.id, "agent")
+    assert not await db.mark_closed(first.id, "user")
+    second = await db.claim_conversation("who")
     assert (second.generation, second.state) == (2, "opening")
-    latest = await store.latest_conversation(db, "who")
+    latest = await db.latest_conversation("who")
     assert latest is not None and latest.id == second.id
 
 
-async def test_agent_messages_are_stored_once_and_handed_out_once(db: aiosqlite.Connection) -> None:
-    conv = await store.claim_conversation(db, "who")
-    assert await store.record_agent_messages(db, conv.id, [message(1), message(3)], 3) == 2
-    assert await store.record_agent_messages(db, conv.id, [message(1), message(3)], 3) == 0
-    assert [m.idx for m in await store.take_undelivered_for(db, "who")] == [1, 3]
-    assert await store.take_undelivered_for(db, "who") == []
-    await store.record_agent_messages(db, conv.id, [message(5)], 6)
-    assert [m.body for m in await store.take_undelivered_for(db, "who")] == ["reply 5"]
-    assert (await store.conversation_by_id(db, conv.id)).synced_index == 6
-    assert await store.take_undelivered_for(db, "someone else") == []
+async def test_agent_messages_are_stored_once_and_handed_out_once(db: SqliteStore) -> None:
+    conv = await db.claim_conversation("who")
+    assert await db.record_agent_messages(conv.id, [message(1), message(3)], 3) == 2
+    assert await db.record_agent_messages(conv.id, [message(1), message(3)], 3) == 0
+    assert [m.idx for m in await db.take_undelivered_for("who")] == [1, 3]
+    assert await db.take_undelivered_for("who") == []
+    await db.record_agent_messages(conv.id, [message(5)], 6)
+    assert [m.body for m in await db.take_undelivered_for("who")] == ["reply 5"]
+    assert (await db.conversation_by_id(conv.id)).synced_index == 6
+    assert await db.take_undelivered_for("someone else") == []
 
 
-async def test_concurrent_takes_never_share_a_message(db: aiosqlite.Connection) -> None:
-    conv = await store.claim_conversation(db, "who")
-    await store.record_agent_messages(db, conv.id, [message(n) for n in range(50)], 49)
-    results = await asyncio.gather(*[store.take_undelivered_for(db, "who") for _ in range(10)])
+async def test_concurrent_takes_never_share_a_message(db: SqliteStore) -> None:
+    conv = await db.claim_conversation("who")
+    await db.record_agent_messages(conv.id, [message(n) for n in range(50)], 49)
+    results = await asyncio.gather(*[db.take_undelivered_for("who") for _ in range(10)])
     handed = [m.idx for batch in results for m in batch]
     assert sorted(handed) == list(range(50))
 
 
-async def test_an_older_conversations_replies_come_first(db: aiosqlite.Connection) -> None:
-    first = await store.claim_conversation(db, "who")
-    await store.mark_open(db, first.id, "CH1")
-    await store.record_agent_messages(db, first.id, [message(7)], 7)
-    await store.mark_closed(db, first.id)
-    second = await store.claim_conversation(db, "who")
-    await store.record_agent_messages(db, second.id, [message(2), message(1)], 2)
-    assert [m.idx for m in await store.take_undelivered_for(db, "who")] == [7, 1, 2]
+async def test_an_older_conversations_replies_come_first(db: SqliteStore) -> None:
+    first = await db.claim_conversation("who")
+    await db.mark_open(first.id, "CH1")
+    await db.record_agent_messages(first.id, [message(7)], 7)
+    await db.mark_closed(first.id, "agent")
+    second = await db.claim_conversation("who")
+    await db.record_agent_messages(second.id, [message(2), message(1)], 2)
+    assert [m.idx for m in await db.take_undelivered_for("who")] == [7, 1, 2]
 
 
 async def test_migration_keeps_what_the_delivery_cursor_had_handed_out(tmp_path: Path) -> None:
@@ -85,7 +86,7 @@ async def test_migration_keeps_what_the_delivery_cursor_had_handed_out(tmp_path:
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as old:
         old.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
-        for script in sorted((Path(store.__file__).parent / "migrations").glob("000[1-4]_*.sql")):
+        for script in sorted((MIGRATIONS).glob("000[1-4]_*.sql")):
             old.executescript(script.read_text())
         old.executemany(
             "INSERT INTO schema_migrations VALUES (?, 'then')", [(1,), (2,), (3,), (4,)]
@@ -98,26 +99,49 @@ async def test_migration_keeps_what_the_delivery_cursor_had_handed_out(tmp_path:
             "INSERT INTO agent_messages VALUES (?, 1, ?, 'agent', ?, 'then')",
             [(f"IM{n}", n, f"reply {n}") for n in (0, 1, 3)],
         )
-    db = await store.open_database(path)
+    db = await open_sqlite_store(path)
     try:
-        assert [m.idx for m in await store.take_undelivered_for(db, "who")] == [3]
+        assert [m.idx for m in await db.take_undelivered_for("who")] == [3]
     finally:
         await db.close()
 
 
-async def test_generated_setting_is_kept(db: aiosqlite.Connection) -> None:
-    assert await store.get_or_create_setting(db, "k", "first") == "first"
-    assert await store.get_or_create_setting(db, "k", "second") == "first"
+async def test_generated_setting_is_kept(db: SqliteStore) -> None:
+    assert await db.get_or_create_setting("k", "first") == "first"
+    assert await db.get_or_create_setting("k", "second") == "first"
 
 
-async def test_replies_behind_a_gap_wait_for_it(db: aiosqlite.Connection) -> None:
+async def test_replies_behind_a_gap_wait_for_it(db: SqliteStore) -> None:
     """A reply seen before an earlier one (a webhook lost or late) is held back until the
     gap is filled, so the cursor never moves past a reply that was not handed out."""
-    conv = await store.claim_conversation(db, "who")
-    await store.record_agent_messages(db, conv.id, [message(0)], 0)
-    await store.record_agent_messages(db, conv.id, [message(3)])  # 1 and 2 unseen
-    assert [m.idx for m in await store.take_undelivered_for(db, "who")] == [0]
-    assert await store.conversations_with_gaps(db) == [conv.id]
-    await store.record_agent_messages(db, conv.id, [message(1)], 3)  # 2 was the user's
-    assert [m.idx for m in await store.take_undelivered_for(db, "who")] == [1, 3]
-    assert await store.conversations_with_gaps(db) == []
+    conv = await db.claim_conversation("who")
+    await db.record_agent_messages(conv.id, [message(0)], 0)
+    await db.record_agent_messages(conv.id, [message(3)])  # 1 and 2 unseen
+    assert [m.idx for m in await db.take_undelivered_for("who")] == [0]
+    assert await db.conversations_with_gaps() == [conv.id]
+    await db.record_agent_messages(conv.id, [message(1)], 3)  # 2 was the user's
+    assert [m.idx for m in await db.take_undelivered_for("who")] == [1, 3]
+    assert await db.conversations_with_gaps() == []
+
+
+async def test_who_closed_is_kept_and_the_first_closer_named_wins(db: SqliteStore) -> None:
+    conv = await db.claim_conversation("who")
+    await db.mark_open(conv.id, "CH1")
+    await db.mark_closing(conv.id, "user")  # the user's /end is on its way to Twilio
+    assert await db.mark_closed(conv.id, "agent")  # ...and its close webhook lands first
+    closed = await db.conversation_by_id(conv.id)
+    assert (closed.state, closed.closed_by) == ("closed", "user")
+    await db.mark_closing(conv.id, "lost")  # closed already: nothing changes
+    assert (await db.conversation_by_id(conv.id)).closed_by == "user"
+
+    other = await db.claim_conversation("who")
+    await db.mark_closing(other.id, "user")
+    await db.mark_closing(other.id, None)  # the user's close failed: nobody is closing it
+    assert await db.mark_closed(other.id, "agent")
+    assert (await db.conversation_by_id(other.id)).closed_by == "agent"
+
+
+async def test_health_checks_leave_nothing_behind(db: SqliteStore) -> None:
+    await db.ping()
+    assert "writable" in await db.check_writable()
+    assert await db.fetch("SELECT * FROM settings WHERE key = 'doctor_write_probe'") == []

@@ -9,8 +9,11 @@ from collections.abc import Mapping
 
 from werkzeug.datastructures import Headers
 
+#: Request headers as either framework holds them (Quart's, or the ASGI ones at /mcp).
+HeaderSource = Headers | Mapping[str, str]
 
-def presented_key(headers: Headers | Mapping[str, str], custom_header: str) -> str | None:
+
+def presented_key(headers: HeaderSource, custom_header: str) -> str | None:
     """The key from ``Authorization: Bearer``, ``Authorization: Basic`` (the key as the
     password, or as the user name with an empty password) or the custom header."""
     authorization = headers.get("Authorization", "")

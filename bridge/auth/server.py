@@ -27,10 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlencode, urlsplit
 
-import aiosqlite
-
 from bridge.auth import store
 from bridge.auth.oidc import OidcProvider, UpstreamError, VerifiedUser, s256
+from bridge.auth.store import OAuthStore
 from bridge.config import AuthSettings
 
 SIGN_IN_SECONDS = 600  # how long a user has to finish signing in upstream
@@ -91,8 +90,8 @@ def with_query(url: str, params: Mapping[str, str]) -> str:
 
 
 class AuthorizationServer:
-    def __init__(self, db: aiosqlite.Connection, settings: AuthSettings, public_url: str) -> None:
-        self._db = db
+    def __init__(self, oauth_store: OAuthStore, settings: AuthSettings, public_url: str) -> None:
+        self._store = oauth_store
         self._settings = settings
         self.issuer = public_url
         self.mcp_resource = f"{public_url}/mcp"
@@ -164,12 +163,12 @@ class AuthorizationServer:
             )
         except UpstreamError:
             return error("temporarily_unavailable", "The sign-in provider cannot be reached.")
-        await store.save_pending(self._db, pending)
+        await self._store.save_pending(pending)
         return Redirect(url)
 
     async def callback(self, params: Mapping[str, str]) -> ErrorPage | Redirect:
         """GET /oauth/callback: the upstream provider sends the user back here."""
-        pending = await store.take_pending(self._db, params.get("state", ""), SIGN_IN_SECONDS)
+        pending = await self._store.take_pending(params.get("state", ""), SIGN_IN_SECONDS)
         if pending is None:
             return ErrorPage("This sign-in has expired or was already used; start again.")
 
@@ -184,7 +183,21 @@ class AuthorizationServer:
         except UpstreamError:
             return back({"error": "server_error", "error_description": "Sign-in failed."})
         grant = store.Grant(pending.client_id, user.subject, pending.scope, _profile(user))
-        code = await store.issue_code(self._db, grant, pending, self._settings.code_seconds)
+        code = store.new_secret()
+        await self._store.save_code(
+            store.CodeRow(
+                client_id=grant.client_id,
+                subject=grant.subject,
+                scope=grant.scope,
+                profile=grant.profile,
+                code_hash=store.hash_secret(code),
+                redirect_uri=pending.redirect_uri,
+                code_challenge=pending.code_challenge,
+                resource=pending.resource,
+                expires_at=time.time() + self._settings.code_seconds,
+                used_at=None,
+            )
+        )
         return back({"code": code})
 
     # --- the token endpoint ---------------------------------------------------------------
@@ -208,7 +221,7 @@ class AuthorizationServer:
             client_id, self._settings.oauth_client_id
         ):
             return Client(client_id, public=False, registered=False)
-        row = await store.find_client(self._db, client_id)
+        row = await self._store.find_client(client_id)
         if row is None:
             return None
         return Client(
@@ -223,7 +236,7 @@ class AuthorizationServer:
         client_id, secret = basic or posted
         if client_id and not secret and not basic:
             # A public client identifies itself and proves nothing but the PKCE verifier.
-            row = await store.find_client(self._db, client_id)
+            row = await self._store.find_client(client_id)
             if row is not None and row.public:
                 return Client(row.client_id, True, True, row.redirect_uris)
         if not client_id or not secret:
@@ -235,7 +248,7 @@ class AuthorizationServer:
             if hmac.compare_digest(store.hash_secret(secret), expected):
                 return Client(client_id, public=False, registered=False)
         else:
-            row = await store.find_client(self._db, client_id)
+            row = await self._store.find_client(client_id)
             if (
                 row is not None
                 and row.client_secret_hash is not None
@@ -245,12 +258,12 @@ class AuthorizationServer:
         raise OAuthError("invalid_client", "Unknown client or wrong client secret.", 401)
 
     async def _exchange_code(self, form: Mapping[str, str], client: Client) -> TokenResponse:
-        code, first = await store.use_code(self._db, form.get("code", ""))
+        code, first = await self._store.use_code(store.hash_secret(form.get("code", "")))
         if code is None:
             raise OAuthError("invalid_grant", "Unknown authorization code.")
         if not first:
             # A replayed code: whoever holds it may not be the client; revoke its tokens.
-            await store.revoke_family(self._db, code.code_hash)
+            await self._store.revoke_family(code.code_hash)
             raise OAuthError("invalid_grant", "This authorization code was already used.")
         if code.expires_at < time.time():
             raise OAuthError("invalid_grant", "This authorization code has expired.")
@@ -268,13 +281,15 @@ class AuthorizationServer:
         return await self._issue(code.code_hash, code, resource)
 
     async def _refresh(self, form: Mapping[str, str], client: Client) -> TokenResponse:
-        old = await store.find_token(self._db, form.get("refresh_token", ""), "refresh")
+        old = await self._store.find_token(
+            store.hash_secret(form.get("refresh_token", "")), "refresh"
+        )
         if old is None or old.client_id != client.client_id:
             raise OAuthError("invalid_grant", "Unknown refresh token.")
         resource = self._token_resource(form, old.resource)
-        if old.revoked_at is not None or not await store.revoke_token(self._db, old.token_hash):
+        if old.revoked_at is not None or not await self._store.revoke_token(old.token_hash):
             # Rotated away already: a stolen copy is being replayed.
-            await store.revoke_family(self._db, old.family)
+            await self._store.revoke_family(old.family)
             raise OAuthError("invalid_grant", "This refresh token was revoked.")
         if old.expires_at < time.time():
             raise OAuthError("invalid_grant", "This refresh token has expired.")
@@ -292,12 +307,8 @@ class AuthorizationServer:
         return resource
 
     async def _issue(self, family: str, grant: store.Grant, resource: str | None) -> TokenResponse:
-        access = await store.issue_token(
-            self._db, "access", family, grant, self._settings.access_token_seconds, resource
-        )
-        refresh = await store.issue_token(
-            self._db, "refresh", family, grant, self._settings.refresh_token_seconds, resource
-        )
+        access = await self._issue_token("access", family, grant, resource)
+        refresh = await self._issue_token("refresh", family, grant, resource)
         return TokenResponse(
             200,
             {
@@ -309,10 +320,37 @@ class AuthorizationServer:
             },
         )
 
+    async def _issue_token(
+        self, kind: store.TokenKind, family: str, grant: store.Grant, resource: str | None
+    ) -> str:
+        token = store.new_secret()
+        now = time.time()
+        lifetime = (
+            self._settings.access_token_seconds
+            if kind == "access"
+            else self._settings.refresh_token_seconds
+        )
+        await self._store.save_token(
+            store.TokenRow(
+                client_id=grant.client_id,
+                subject=grant.subject,
+                scope=grant.scope,
+                profile=grant.profile,
+                token_hash=store.hash_secret(token),
+                kind=kind,
+                family=family,
+                expires_at=now + lifetime,
+                created_at=now,
+                revoked_at=None,
+                resource=resource,
+            )
+        )
+        return token
+
     # --- protected resources --------------------------------------------------------------
 
     async def check_access_token(self, token: str) -> store.TokenRow | None:
-        row = await store.find_token(self._db, token, "access")
+        row = await self._store.find_token(store.hash_secret(token), "access")
         if row is None or row.revoked_at is not None or row.expires_at < time.time():
             return None
         return row
@@ -390,8 +428,7 @@ class AuthorizationServer:
             metadata["client_name"] = name.strip()[:200]
         client_id = f"mcp-{secrets.token_urlsafe(18)}"
         secret = None if method == "none" else store.new_secret()
-        await store.save_client(
-            self._db,
+        await self._store.save_client(
             store.ClientRow(
                 client_id=client_id,
                 client_secret_hash=store.hash_secret(secret) if secret else None,

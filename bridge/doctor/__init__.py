@@ -22,12 +22,13 @@ from dotenv import load_dotenv
 from bridge.config import ConfigError, load_settings
 from bridge.doctor.checks import (
     check_database,
-    check_flow,
     check_manifest,
     check_public_url,
+    check_routing,
     check_settings,
     check_twilio,
     check_webhook,
+    doctor_twilio,
 )
 from bridge.doctor.results import (
     ASCII_MARKS,
@@ -36,14 +37,15 @@ from bridge.doctor.results import (
     CheckResult,
     failed,
     is_under,
-    mask,
     skipped,
 )
+from bridge.logs import mask
+from bridge.routing import build_router
 
 __all__ = [
     "CHECK_NAMES",
     "CheckResult",
-    "check_flow",
+    "check_routing",
     "exit_code",
     "is_under",
     "main",
@@ -72,8 +74,12 @@ async def run_checks(
             *(skipped(name, "needs valid settings") for name in CHECK_NAMES[1:]),
         ]
     results = [check_settings(settings)]
-    results.append(await check_twilio(settings, request_seconds))
-    results.append(check_flow(settings))
+    twilio = doctor_twilio(settings, request_seconds)
+    try:
+        results.append(await check_twilio(settings, twilio))
+        results.append(check_routing(build_router(settings, twilio)))
+    finally:
+        await twilio.close()
     client_timeout = aiohttp.ClientTimeout(total=request_seconds)
     headers = {"User-Agent": "flex-bridge-doctor"}
     async with aiohttp.ClientSession(timeout=client_timeout, headers=headers) as http:

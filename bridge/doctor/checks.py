@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sqlite3
 import time
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,22 +13,29 @@ import aiohttp
 import yaml
 from twilio.request_validator import RequestValidator
 
-from bridge import store
-from bridge.config import SANDBOX_FLOW_SID, Settings
-from bridge.conversations import ConversationsClient, TwilioError, TwilioRejected, TwilioUnavailable
+from bridge.config import Settings
+from bridge.conversations import (
+    TwilioConversations,
+    TwilioError,
+    TwilioRejected,
+    TwilioUnavailable,
+)
 from bridge.doctor.results import (
-    FLOW_SID,
     PROBE_CONVERSATION_SID,
     CheckResult,
     failed,
     http_failure,
     is_loopback,
     is_under,
-    mask,
     mode_of,
     passed,
     shown_url,
 )
+from bridge.logs import mask
+from bridge.routing import Router
+from bridge.services import connect_twilio
+from bridge.store import StoreUnavailable
+from bridge.stores import open_store
 
 # --- the checks -------------------------------------------------------------------------
 
@@ -102,14 +108,14 @@ def _unavailable_fix(settings: Settings, error: TwilioUnavailable) -> str:
     )
 
 
-async def check_twilio(settings: Settings, seconds: float) -> CheckResult:
+def doctor_twilio(settings: Settings, seconds: float) -> TwilioConversations:
+    """The bridge's Twilio client, each call given at most ``seconds``; close it after."""
+    shorter = min(seconds, settings.twilio_timeout_seconds)
+    return connect_twilio(replace(settings, twilio_timeout_seconds=shorter))
+
+
+async def check_twilio(settings: Settings, client: TwilioConversations) -> CheckResult:
     """One cheap authenticated call with the configured credentials."""
-    client = ConversationsClient(
-        settings.twilio_account_sid,
-        settings.twilio_auth_token,
-        settings.twilio_base_url,
-        min(seconds, settings.twilio_timeout_seconds),
-    )
     where = "Twilio"
     if settings.twilio_api_base_url:
         where = "the emulator"
@@ -136,38 +142,15 @@ async def check_twilio(settings: Settings, seconds: float) -> CheckResult:
             f"{where} answered unexpectedly ({error})",
             "Check TWILIO_API_BASE_URL (unset it for Twilio itself) and run the doctor again.",
         )
-    finally:
-        await client.close()
     return passed("twilio", f"account {mask(settings.twilio_account_sid)} accepted by {where}")
 
 
-def check_flow(settings: Settings) -> CheckResult:
-    """TWILIO_FLOW_SID's form, and the sandbox placeholder used against Twilio itself."""
-    flow = settings.twilio_flow_sid
-    if not FLOW_SID.match(flow):
-        return failed(
-            "flow",
-            f"TWILIO_FLOW_SID {mask(flow)} is not FW followed by 32 hex digits",
-            "Set TWILIO_FLOW_SID to the SID of the Studio flow (Studio > Flows) whose "
-            "Incoming Conversation trigger leads to a Send to Flex widget.",
-        )
-    if flow != SANDBOX_FLOW_SID:
-        return passed("flow", f"TWILIO_FLOW_SID {mask(flow)}")
-    if settings.sandbox and not settings.twilio_api_base_url:
-        return passed("flow", "the sandbox's flow (conversations go to the agent console)")
-    if settings.twilio_api_base_url:
-        return passed(
-            "flow",
-            f"TWILIO_FLOW_SID is the sandbox placeholder {mask(flow)}: fine for an emulator, "
-            "not for Twilio",
-        )
-    return failed(
-        "flow",
-        f"TWILIO_FLOW_SID is the sandbox placeholder {mask(flow)}, but this is real Twilio",
-        "Set TWILIO_FLOW_SID to your Studio flow's FW… SID (Studio > Flows: the flow with the "
-        "Incoming Conversation trigger and a Send to Flex widget, published), then restart "
-        "the bridge. With the placeholder, conversations never reach Flex.",
-    )
+def check_routing(router: Router) -> CheckResult:
+    """What the router says of its own settings (for Studio: the flow SID)."""
+    found = router.check()
+    if found.ok:
+        return passed(found.name, found.detail)
+    return failed(found.name, found.detail, found.fix)
 
 
 async def _get(http: aiohttp.ClientSession, url: str) -> tuple[aiohttp.ClientResponse, bytes]:
@@ -364,58 +347,14 @@ async def check_webhook(
     return failed("webhook", f"signed POST {url} answered {status}", fix)
 
 
-def _database_failure(path: Path, error: BaseException) -> str:
-    """What went wrong opening ``path``, naming a parent that is a file when there is one."""
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                return f"{parent} is a file, not a directory"
-            break
-    return f"{type(error).__name__}: {error}"
-
-
 async def check_database(settings: Settings) -> CheckResult:
     """Open the store (migrations included) and write in a transaction that is rolled back."""
-    path = settings.database_path.expanduser().absolute()
-    existed = path.exists()
-    db = None
     try:
-        db = await store.open_database(settings.database_path)
-        await db.execute("BEGIN IMMEDIATE")
+        store = await open_store(settings)
         try:
-            await db.execute(
-                "INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)",
-                ("doctor_write_probe", "rolled back"),
-            )
+            checked = await store.check_writable()
         finally:
-            await db.execute("ROLLBACK")
-    except sqlite3.OperationalError as error:
-        if "locked" not in str(error):
-            return _database_failed(path, error)
-        return failed(
-            "database",
-            f"{path}: {error}",
-            "Another process has held a write lock on the database for over 5 seconds: find "
-            "it (`fuser` or `lsof` on the file) and stop it, or give this bridge its own "
-            "DATABASE_URL.",
-        )
-    except (OSError, sqlite3.Error) as error:
-        return _database_failed(path, error)
-    finally:
-        if db is not None:
-            await db.close()
-    return passed(
-        "database", f"{path} writable{'' if existed else ' (created now)'}, migrations applied"
-    )
-
-
-def _database_failed(path: Path, error: BaseException) -> CheckResult:
-    return failed(
-        "database",
-        f"{path}: {_database_failure(path, error)}",
-        f"The bridge must be able to create and write {path.name} and its -wal/-shm files "
-        f"in {path.parent}: create that directory and give the user running the bridge "
-        "write permission on it (and the file), or point DATABASE_URL at a writable place "
-        "(sqlite:///data/bridge.db is relative to the working directory, "
-        "sqlite:////var/lib/flex-bridge/bridge.db absolute).",
-    )
+            await store.close()
+    except StoreUnavailable as error:
+        return failed("database", error.detail, error.hint)
+    return passed("database", checked)

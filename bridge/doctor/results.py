@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import SplitResult, urlsplit, urlunsplit
@@ -19,7 +18,6 @@ CHECK_NAMES = ("settings", "twilio", "flow", "public_url", "manifest", "webhook"
 #: A conversation SID no bridge ever stores: the webhook probe is answered but changes nothing.
 PROBE_CONVERSATION_SID = "CH" + "0" * 32
 
-FLOW_SID = re.compile(r"^FW[0-9a-fA-F]{32}$")
 UNICODE_MARKS = {"pass": "✓", "fail": "✗", "skip": "\u2013"}
 ASCII_MARKS = {"pass": "ok", "fail": "FAIL", "skip": "skip"}
 
@@ -47,13 +45,6 @@ def skipped(name: str, why: str) -> CheckResult:
 
 
 # --- showing values safely --------------------------------------------------------------
-
-
-def mask(value: str) -> str:
-    """A SID or key shown without giving it away: ``AC12…cdef`` (short values: ``ab…``)."""
-    if len(value) >= 16:
-        return f"{value[:4]}…{value[-4:]}"
-    return f"{value[:2]}…" if value else "(empty)"
 
 
 def shown_url(url: str) -> str:

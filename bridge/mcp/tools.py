@@ -2,7 +2,8 @@
 
 Each result is the HTTP API's ``{status, replies, note}`` as structured content, plus a
 text rendering for clients that show only text. The note names these tools rather than
-the HTTP operations.
+the HTTP operations. Input checks and limits are the core's; their refusals are worded
+here as tool errors.
 
 Waiting is capped at :data:`MAX_WAIT_SECONDS` (or REPLY_WAIT_SECONDS when shorter): many
 MCP clients give a request 60 seconds, and a message may first spend up to 10 seconds
@@ -24,13 +25,21 @@ from pydantic import BaseModel, Field
 from quart import Quart
 
 from bridge import logs
+from bridge.auth.caller import Caller
 from bridge.conversations import TwilioError, TwilioUnavailable
-from bridge.handoff import HandoffResult
-from bridge.identity import identity_hash
-from bridge.mcp.caller import CALLER_SCOPE_KEY, SESSION_HEADER, McpCaller, session_identity
+from bridge.core.errors import (
+    ContextTooLong,
+    HandoffError,
+    InvalidMessage,
+    MessageTooLong,
+    RateLimited,
+)
+from bridge.core.outcomes import HandoffResult
+from bridge.core.service import MAX_CONTEXT_CHARS
+from bridge.identity import for_mcp_session, for_username
+from bridge.mcp.caller import CALLER_SCOPE_KEY, SESSION_HEADER
 from bridge.mcp.caller import wired_services as find_services
-from bridge.ratelimit import retry_after
-from bridge.routes.handoff import MAX_CONTEXT_CHARS
+from bridge.notes import Vocabulary, note
 from bridge.services import Services
 
 #: The longest a tool call waits for an agent's reply. Many MCP clients (the MCP
@@ -41,8 +50,8 @@ PROGRESS_INTERVAL_SECONDS = 3.0
 
 T = TypeVar("T")
 
-#: The HTTP API's operation names, as they appear in notes, and the tools doing the same.
-_TOOL_NAMES = {"sendMessage": "request_human_agent", "getReplies": "get_agent_replies"}
+#: The tools, as the notes name them.
+WORDS = Vocabulary(send="request_human_agent", replies="get_agent_replies")
 
 #: Who sessionless MCP requests are in the sandbox without authentication.
 SESSIONLESS_SANDBOX_USER = "mcp-sandbox-user"
@@ -66,15 +75,8 @@ class HandoffOut(BaseModel):
 HandoffToolResult = Annotated[CallToolResult, HandoffOut]
 
 
-def mcp_note(note: str) -> str:
-    for http_name, tool_name in _TOOL_NAMES.items():
-        note = note.replace(http_name, tool_name)
-    return note
-
-
 def render(result: HandoffResult) -> CallToolResult:
-    data = result.to_json()
-    data["note"] = mcp_note(result.note)
+    data = result.to_json(note(result.outcome, WORDS))
     lines = [f"Status: {result.status}"]
     if result.replies:
         lines.append("Replies from the human agent:")
@@ -110,7 +112,7 @@ class Handoff:
         request = ctx.request_context.request
         scope: dict[str, Any] = getattr(request, "scope", {})
         caller = scope.get(CALLER_SCOPE_KEY)
-        if not isinstance(caller, McpCaller):
+        if not isinstance(caller, Caller):
             raise ToolError("This server only serves tools over its HTTP endpoint, /mcp.")
         if caller.identity is not None:
             return caller.identity, caller.profile
@@ -118,14 +120,14 @@ class Handoff:
         if not session_id and wired.settings.auth.mode == "none" and wired.settings.sandbox:
             # The newest protocol has no sessions. In the sandbox, where identity is not
             # trusted anyway, such clients share one user rather than failing.
-            return identity_hash(wired.secret, SESSIONLESS_SANDBOX_USER), None
+            return for_username(wired.secret, SESSIONLESS_SANDBOX_USER), None
         if not session_id:
             raise ToolError(
                 "This server tells users apart by MCP session, and this request has none "
                 "(Mcp-Session-Id). Connect with a protocol version that uses sessions "
                 "(2025-06-18 or earlier), or ask the operator to enable OAuth sign-in."
             )
-        return session_identity(wired.secret, session_id), None
+        return for_mcp_session(wired.secret, session_id), None
 
     def _wait_cap(self, wired: Services) -> float:
         return min(wired.settings.reply_wait_seconds, MAX_WAIT_SECONDS)
@@ -143,39 +145,21 @@ class Handoff:
         context: Annotated[
             str | None,
             Field(
-                description="Optional, first message only: a short summary (at most 2000 "
-                "characters) of what the user needs and what was tried, shown to the agent "
-                "before the message. Ignored on later messages."
+                description="Optional, first message only: a short summary (at most "
+                f"{MAX_CONTEXT_CHARS} characters) of what the user needs and what was tried, "
+                "shown to the agent before the message. Ignored on later messages."
             ),
         ] = None,
     ) -> HandoffToolResult:
         wired = self._services()
         identity, profile = self._caller(ctx, wired)
-        wait = wired.rate_limiter.check(identity)
-        if wait:
-            raise ToolError(
-                "Too many messages for this user: wait "
-                f"{retry_after(wait)} seconds before sending the next one."
-            )
-        if not message.strip():
-            raise ToolError("'message' must not be empty: pass the user's message.")
-        limit = wired.settings.max_message_chars
-        if len(message) > limit:
-            raise ToolError(
-                f"'message' has {len(message)} characters; the limit is {limit}. Shorten it "
-                "or send it in several messages."
-            )
-        if context is not None and len(context) > MAX_CONTEXT_CHARS:
-            raise ToolError(
-                f"'context' must be at most {MAX_CONTEXT_CHARS} characters: summarise it."
-            )
-        result = await _twilio_errors(
+        result = await _as_tool_errors(
             _with_progress(
                 ctx,
                 wired.handoff.send(
                     identity,
                     message,
-                    (context or "").strip() or None,
+                    context,
                     profile=profile,
                     wait_seconds=self._wait_cap(wired),
                 ),
@@ -201,7 +185,7 @@ class Handoff:
         identity, _profile = self._caller(ctx, wired)
         cap = self._wait_cap(wired)
         wait = cap if wait_seconds is None else min(wait_seconds, cap)
-        result = await _twilio_errors(
+        result = await _as_tool_errors(
             _with_progress(ctx, wired.handoff.replies(identity, wait), wait)
         )
         return render(result)
@@ -209,12 +193,15 @@ class Handoff:
     async def end_human_conversation(self, ctx: Context[Any, Any]) -> HandoffToolResult:
         wired = self._services()
         identity, _profile = self._caller(ctx, wired)
-        return render(await _twilio_errors(wired.handoff.end(identity)))
+        return render(await _as_tool_errors(wired.handoff.end(identity)))
 
 
-async def _twilio_errors(work: Awaitable[T]) -> T:
+async def _as_tool_errors(work: Awaitable[T]) -> T:
+    """The core's refusals and Twilio's failures, as tool errors the model can act on."""
     try:
         return await work
+    except HandoffError as error:
+        raise ToolError(_refusal(error)) from None
     except TwilioUnavailable:
         raise ToolError(
             "The support team's messaging service is not answering right now; try again in "
@@ -225,6 +212,24 @@ async def _twilio_errors(work: Awaitable[T]) -> T:
             "The support team's messaging service refused the request; the service's "
             "settings need checking. Tell the user a human cannot be reached right now."
         ) from None
+
+
+def _refusal(error: HandoffError) -> str:
+    if isinstance(error, RateLimited):
+        return (
+            "Too many messages for this user: wait "
+            f"{error.retry_after} seconds before sending the next one."
+        )
+    if isinstance(error, InvalidMessage):
+        return "'message' must not be empty: pass the user's message."
+    if isinstance(error, MessageTooLong):
+        return (
+            f"'message' has {error.length} characters; the limit is {error.limit}. Shorten it "
+            "or send it in several messages."
+        )
+    if isinstance(error, ContextTooLong):
+        return f"'context' must be at most {error.limit} characters: summarise it."
+    return f"The request was refused: {error}."
 
 
 async def _with_progress(ctx: Context[Any, Any], work: Awaitable[T], total: float) -> T:

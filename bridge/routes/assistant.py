@@ -12,7 +12,7 @@ import yaml
 from quart import Blueprint, Response
 
 from bridge.config import Settings
-from bridge.services import services
+from bridge.routes import services
 
 assistant = Blueprint("assistant", __name__)
 

@@ -1,4 +1,8 @@
-"""The hand-off API: /send, /replies and /end, all answering ``{status, replies, note}``."""
+"""The hand-off API: /send, /replies and /end, all answering ``{status, replies, note}``.
+
+Thin: who the caller is (:mod:`bridge.auth.caller`), the body or query read, the core
+called; its refusals become JSON errors in :mod:`bridge.errors`.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,35 @@ from typing import Any
 
 from quart import Blueprint, request
 
-from bridge.auth.caller import identify
+from bridge import logs
+from bridge.core.outcomes import HandoffResult
 from bridge.errors import ApiError
-from bridge.ratelimit import retry_after
+from bridge.identity import for_username
+from bridge.notes import Vocabulary, note
 from bridge.request_body import json_or_none
-from bridge.services import services
+from bridge.routes import services
 
 handoff = Blueprint("handoff", __name__)
 
-MAX_CONTEXT_CHARS = 2000
+#: The API's operations as the OpenAPI contract names them (what the model calls).
+WORDS = Vocabulary(send="sendMessage", replies="getReplies")
+
+
+async def identify(username: str) -> tuple[str, str | None]:
+    """The caller's identity and shared profile, noted for the request's log lines.
+
+    In ``oauth`` mode the identity is the signed-in user's and the path's user name is
+    ignored, so no caller can reach another user's conversation.
+    """
+    wired = services()
+    caller = await wired.callers.authenticate(request.headers, "api")
+    identity = caller.identity or for_username(wired.secret, username)
+    logs.identity.set(identity)
+    return identity, caller.profile
+
+
+def answer(result: HandoffResult) -> dict[str, object]:
+    return result.to_json(note(result.outcome, WORDS))
 
 
 async def _json_object() -> dict[str, Any]:
@@ -28,57 +52,25 @@ async def _json_object() -> dict[str, Any]:
 
 @handoff.post("/send/<username>")
 async def send_message(username: str) -> dict[str, object]:
-    caller = await identify(username)
-    wait = services().rate_limiter.check(caller.identity)
-    if wait:
-        raise ApiError(
-            429,
-            "rate_limited",
-            "Too many messages for this user; wait before sending the next one.",
-            retry_after=retry_after(wait),
-        )
+    identity, profile = await identify(username)
     body = await _json_object()
-    msg = body.get("msg")
-    if not isinstance(msg, str) or not msg.strip():
-        raise ApiError(400, "invalid_msg", "'msg' must be a non-empty string: the user's message.")
-    limit = services().settings.max_message_chars
-    if len(msg) > limit:
-        raise ApiError(
-            413,
-            "message_too_long",
-            f"'msg' has {len(msg)} characters; the limit is {limit}. Shorten it "
-            "or send it in several messages.",
-        )
-    context = body.get("context")
-    if context is not None and not isinstance(context, str):
-        raise ApiError(400, "invalid_context", "'context' must be a string when given.")
-    if context is not None and len(context) > MAX_CONTEXT_CHARS:
-        raise ApiError(
-            413,
-            "context_too_long",
-            f"'context' must be at most {MAX_CONTEXT_CHARS} characters: summarise it.",
-        )
     result = await services().handoff.send(
-        caller.identity, msg, (context or "").strip() or None, profile=caller.profile
+        identity, body.get("msg"), body.get("context"), profile=profile
     )
-    return result.to_json()
+    return answer(result)
 
 
 @handoff.get("/replies/<username>")
 async def get_replies(username: str) -> dict[str, object]:
-    caller = await identify(username)
-    raw = request.args.get("wait", "0")
+    identity, _ = await identify(username)
     try:
-        wait = float(raw)
+        wait = float(request.args.get("wait", "0"))
     except ValueError:
         raise ApiError(400, "invalid_wait", "'wait' must be a number of seconds.") from None
-    if not 0 <= wait < float("inf"):
-        raise ApiError(400, "invalid_wait", "'wait' must be a number of seconds, 0 or more.")
-    result = await services().handoff.replies(caller.identity, wait)
-    return result.to_json()
+    return answer(await services().handoff.replies(identity, wait))
 
 
 @handoff.post("/end/<username>")
 async def end_conversation(username: str) -> dict[str, object]:
-    result = await services().handoff.end((await identify(username)).identity)
-    return result.to_json()
+    identity, _ = await identify(username)
+    return answer(await services().handoff.end(identity))

@@ -7,7 +7,7 @@ from quart import Blueprint, Response, jsonify, request
 
 from bridge.auth.server import AuthorizationServer, ErrorPage, Redirect, TokenResponse
 from bridge.request_body import json_or_none
-from bridge.services import services
+from bridge.routes import services
 
 oauth_routes = Blueprint("oauth", __name__)
 

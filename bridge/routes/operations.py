@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 
 from quart import Blueprint, Response, jsonify, request
 
-from bridge import store
+from bridge.auth.caller import require_bearer
 from bridge.conversations import TwilioError
-from bridge.errors import ApiError
-from bridge.services import Services, services
+from bridge.routes import services
+from bridge.services import Services
 
 operations = Blueprint("operations", __name__)
 
@@ -32,8 +31,8 @@ async def healthz() -> dict[str, str]:
 async def _store_check(wired: Services) -> str | None:
     try:
         async with asyncio.timeout(READY_CHECK_TIMEOUT_SECONDS):
-            await store.fetch(wired.db, "SELECT 1")
-    except Exception as exc:  # timeouts, a closed connection, sqlite3's errors: all "not ready"
+            await wired.store.ping()
+    except Exception as exc:  # timeouts, a closed connection, the driver's errors: not ready
         return f"the database does not answer ({type(exc).__name__})"
     return None
 
@@ -75,17 +74,9 @@ async def readyz() -> Response:
 async def metrics() -> Response:
     """Prometheus text format; with METRICS_TOKEN set, only for ``Bearer <token>``."""
     wired = services()
-    token = wired.settings.metrics_token
-    if token is not None:
-        scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(offered.strip(), token):
-            raise ApiError(
-                401,
-                "unauthorized",
-                "Send the METRICS_TOKEN as Authorization: Bearer <token>.",
-                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
-            )
-    counts = await store.operational_counts(wired.db)
+    if wired.settings.metrics_token is not None:
+        require_bearer(request.headers, wired.settings.metrics_token, "metrics", "METRICS_TOKEN")
+    counts = await wired.store.operational_counts()
     wired.metrics.open_conversations.set(counts.open_conversations)
     wired.metrics.outbox_depth.set(counts.outbox_depth)
     response = Response(wired.metrics.render(), content_type=PROMETHEUS_TEXT)

@@ -10,7 +10,7 @@ from twilio.request_validator import RequestValidator
 from bridge import logs
 from bridge.conversations import WEBHOOK_FILTERS
 from bridge.errors import ApiError
-from bridge.services import services
+from bridge.routes import services
 
 twilio_events = Blueprint("twilio_events", __name__)
 log = logging.getLogger(__name__)

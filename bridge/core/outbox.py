@@ -12,41 +12,34 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import time
 
-import aiosqlite
-
-from bridge import logs, store
-from bridge.bounded import run_bounded
+from bridge import logs
+from bridge.backoff import backoff
 from bridge.conversations import (
     ConversationClosed,
     ConversationNotFound,
-    ConversationsClient,
-    ParticipantExists,
+    TwilioConversations,
     TwilioError,
     TwilioRejected,
     TwilioUnavailable,
-    UniqueNameTaken,
 )
-from bridge.inbox import Inbox
+from bridge.coordination import Jobs, Locks
+from bridge.core.inbox import Inbox
+from bridge.core.opening import ConversationOpener
 from bridge.message_parts import split_message
 from bridge.metrics import Metrics
-from bridge.waiting import IdentityLocks
+from bridge.store import ConversationRow, OutboxRow, Store
+from bridge.tasks import run_bounded
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF_SECONDS = 60.0
-
-
-def unique_name(identity: str, generation: int) -> str:
-    """Deterministic per attempt, so a retried create cannot make a second conversation."""
-    return f"flexbridge-{identity}-{generation}"
-
-
-def backoff(attempt: int, base: float = 0.25, cap: float = MAX_BACKOFF_SECONDS) -> float:
-    """Exponential backoff with full jitter for the ``attempt``-th retry (1-based)."""
-    return random.uniform(0, min(cap, base * 2 ** (attempt - 1)))  # noqa: S311 - not crypto
+#: Retries while the caller waits: quick, a few times.
+SUBMIT_BACKOFF = (0.25, 60.0)
+#: Retries by the worker, per message: from a second up to a minute apart.
+RETRY_BACKOFF = (1.0, 60.0)
+#: Users whose queued messages the worker posts at the same time.
+MAX_DRAINS_IN_FLIGHT = 8
 
 
 def _key_of(attributes: str) -> tuple[str | None, int | None]:
@@ -60,40 +53,24 @@ def _key_of(attributes: str) -> tuple[str | None, int | None]:
     return marker.get("key"), part if isinstance(part, int) else None
 
 
-def _presentation(identity: str, profile: str | None) -> tuple[str, str]:
-    """The conversation's friendly name and attributes, as the agent will see them."""
-    attributes: dict[str, object] = {"source": "flex-bridge", "user": identity[:12]}
-    name = f"Assistant user {identity[:8]}"
-    if profile:
-        shared = json.loads(profile)
-        attributes.update({"name": shared.get("name"), "email": shared.get("email")})
-        name = " ".join(p for p in (shared.get("name"), f"<{shared.get('email')}>") if p)
-    return name[:256], json.dumps(attributes)
-
-
-#: Users whose queued messages the worker posts at the same time.
-MAX_DRAINS_IN_FLIGHT = 8
-
-
 class Outbox:
     def __init__(
         self,
-        db: aiosqlite.Connection,
-        twilio: ConversationsClient,
+        store: Store,
+        twilio: TwilioConversations,
+        opener: ConversationOpener,
         inbox: Inbox,
-        locks: IdentityLocks,
-        *,
-        flow_sid: str,
-        webhook_url: str | None,
+        locks: Locks,
+        jobs: Jobs,
         metrics: Metrics,
     ) -> None:
-        self._db = db
+        self._store = store
         self._metrics = metrics
         self._twilio = twilio
+        self._opener = opener
         self._inbox = inbox
         self._locks = locks
-        self._flow_sid = flow_sid
-        self._webhook_url = webhook_url
+        self._jobs = jobs
         self._wake = asyncio.Event()
         self._stopping = False
         self._worker: asyncio.Task[None] | None = None
@@ -108,10 +85,10 @@ class Outbox:
         budget_seconds: float,
         *,
         profile: str | None = None,
-    ) -> store.OutboxRow:
+    ) -> OutboxRow:
         """Store the message, then try to post it (and any queued before it) for up to
         ``budget_seconds``. The returned row says whether it was sent or is still queued."""
-        row = await store.enqueue_message(self._db, identity, body, context, profile)
+        row = await self._store.enqueue_message(identity, body, context, profile)
         self._metrics.user_messages_received.inc()
         logs.event(log, "user_message.stored", outbox_id=row.id, body=body)
         loop = asyncio.get_running_loop()
@@ -126,12 +103,12 @@ class Outbox:
                 pass
             except TimeoutError:
                 logs.event(log, "user_message.queued", outbox_id=row.id, reason="slow")
-            current = await store.outbox_row(self._db, row.id)
+            current = await self._store.outbox_row(row.id)
             if current.state == "failed":
                 raise TwilioRejected("post_message", current.last_error or "refused")
             if current.state == "sent":
                 return current
-            pause = backoff(attempt)
+            pause = backoff(attempt, *SUBMIT_BACKOFF)
             if loop.time() + pause >= deadline or attempt >= 3:
                 self._wake.set()  # the worker takes over from here
                 return current
@@ -142,13 +119,13 @@ class Outbox:
     async def drain(self, identity: str) -> None:
         """Post the identity's pending messages, oldest first, stopping at the first that
         Twilio cannot take now (TwilioUnavailable propagates)."""
-        async with self._locks(identity):
-            for row in await store.pending_messages(self._db, identity):
+        async with self._locks.hold(identity):
+            for row in await self._store.pending_messages(identity):
                 try:
                     await self._deliver(row)
                 except TwilioUnavailable as exc:
-                    retry = time.time() + backoff(row.attempts + 1, base=1.0)
-                    await store.mark_attempt_failed(self._db, row.id, retry, str(exc), final=False)
+                    retry = time.time() + backoff(row.attempts + 1, *RETRY_BACKOFF)
+                    await self._store.mark_attempt_failed(row.id, retry, str(exc), final=False)
                     raise
                 except TwilioRejected as exc:
                     logs.event(
@@ -159,19 +136,22 @@ class Outbox:
                         status=exc.status,
                         twilio_error=exc.code,
                     )
-                    await store.mark_attempt_failed(self._db, row.id, 0, str(exc), final=True)
+                    await self._store.mark_attempt_failed(row.id, 0, str(exc), final=True)
 
-    async def _deliver(self, row: store.OutboxRow) -> None:
-        earlier_attempts = await store.begin_attempt(self._db, row.id)
-        conversation, opened = await self.current_conversation(row.identity, row.profile)
+    async def _deliver(self, row: OutboxRow) -> None:
+        earlier_attempts = await self._store.begin_attempt(row.id)
+        conversation, opened = await self._opener.current(row.identity, row.profile)
         try:
             await self._post(conversation, row, opened, check=earlier_attempts > 0 and not opened)
         except (ConversationClosed, ConversationNotFound) as exc:
             logs.event(log, "conversation.gone", sid=conversation.sid, twilio_error=exc.code)
-            await self._inbox.finish(conversation, read_last=isinstance(exc, ConversationClosed))
-            conversation, opened = await self.current_conversation(row.identity, row.profile)
+            closed = isinstance(exc, ConversationClosed)
+            await self._inbox.finish(
+                conversation, read_last=closed, closed_by="agent" if closed else "lost"
+            )
+            conversation, opened = await self._opener.current(row.identity, row.profile)
             await self._post(conversation, row, opened, check=False)
-        await store.mark_sent(self._db, row.id, conversation.id)
+        await self._store.mark_sent(row.id, conversation.id)
         self._metrics.user_messages_posted.inc()
         logs.event(
             log,
@@ -182,7 +162,7 @@ class Outbox:
         )
 
     async def _post(
-        self, conversation: store.ConversationRow, row: store.OutboxRow, opened: bool, check: bool
+        self, conversation: ConversationRow, row: OutboxRow, opened: bool, check: bool
     ) -> None:
         assert conversation.sid is not None
         done: set[int] = set()
@@ -214,55 +194,6 @@ class Outbox:
                 conversation.sid, row.identity, text, json.dumps({"flex_bridge": marker})
             )
 
-    # --- conversations --------------------------------------------------------------------
-
-    async def current_conversation(
-        self, identity: str, profile: str | None = None
-    ) -> tuple[store.ConversationRow, bool]:
-        """The identity's open conversation; True if it was opened by this call.
-
-        A conversation opened with a ``profile`` shows the user's verified name and email
-        to the agent; otherwise Twilio sees only the hash. Call with the identity's lock held.
-        """
-        while True:
-            row = await store.claim_conversation(self._db, identity)
-            if row.state == "open":
-                return row, False
-            name = unique_name(identity, row.generation)
-            try:
-                friendly_name, attributes = _presentation(identity, profile)
-                info = await self._twilio.create_conversation_with_participant(
-                    unique_name=name,
-                    friendly_name=friendly_name,
-                    attributes=attributes,
-                    identity=identity,
-                )
-                fresh = True
-            except UniqueNameTaken:
-                # An earlier attempt created it and then failed: finish what it started.
-                info = await self._twilio.fetch_conversation(name)
-                fresh = False
-            await store.set_sid(self._db, row.id, info.sid)
-            if info.state == "closed":
-                await store.mark_closed(self._db, row.id)
-                continue
-            await self._attach(info.sid, identity, fresh)
-            await store.mark_open(self._db, row.id, info.sid)
-            self._metrics.handoffs_started.inc()
-            logs.event(log, "conversation.opened", sid=info.sid, generation=row.generation)
-            return await store.conversation_by_id(self._db, row.id), True
-
-    async def _attach(self, sid: str, identity: str, fresh: bool) -> None:
-        """Participant, Studio webhook and event webhook, skipping whatever exists."""
-        if not fresh and identity not in await self._twilio.participant_identities(sid):
-            with contextlib.suppress(ParticipantExists):
-                await self._twilio.add_participant(sid, identity)
-        targets = [] if fresh else await self._twilio.webhook_targets(sid)
-        if "studio" not in targets:
-            await self._twilio.add_studio_webhook(sid, self._flow_sid)
-        if self._webhook_url and "webhook" not in targets:
-            await self._twilio.add_event_webhook(sid, self._webhook_url)
-
     # --- the worker -----------------------------------------------------------------------
 
     def start(self) -> None:
@@ -289,16 +220,19 @@ class Outbox:
                 await asyncio.wait_for(self._wake.wait(), 1.0)
 
     async def _deliver_due(self) -> None:
-        now = time.time()
-        due: list[str] = []
-        for row in await store.pending_messages(self._db):
-            if row.next_attempt_at <= now and row.identity not in due:
-                due.append(row.identity)
-        # Several users at once (each user's messages stay in order under their lock), so
-        # a backlog after an outage clears in minutes, not one user at a time.
-        await run_bounded(
-            due, self._drain_quietly, MAX_DRAINS_IN_FLIGHT, stopping=lambda: self._stopping
-        )
+        async with self._jobs.exclusive("outbox") as mine:
+            if not mine:
+                return
+            now = time.time()
+            due: list[str] = []
+            for row in await self._store.pending_messages():
+                if row.next_attempt_at <= now and row.identity not in due:
+                    due.append(row.identity)
+            # Several users at once (each user's messages stay in order under their lock),
+            # so a backlog after an outage clears in minutes, not one user at a time.
+            await run_bounded(
+                due, self._drain_quietly, MAX_DRAINS_IN_FLIGHT, stopping=lambda: self._stopping
+            )
 
     async def _drain_quietly(self, identity: str) -> None:
         try:

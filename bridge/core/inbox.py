@@ -4,16 +4,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 
-import aiosqlite
-
-from bridge import logs, store
-from bridge.conversations import ConversationNotFound, ConversationsClient, TwilioUnavailable
+from bridge import logs
+from bridge.backoff import backoff
+from bridge.conversations import ConversationNotFound, TwilioConversations, TwilioUnavailable
+from bridge.coordination import Wakeups
 from bridge.metrics import Metrics
-from bridge.waiting import Notifier
+from bridge.store import AgentMessage, ClosedBy, ConversationRow, Store
+from bridge.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +23,16 @@ MAX_BACKOFF_SECONDS = 15.0
 class Inbox:
     def __init__(
         self,
-        db: aiosqlite.Connection,
-        twilio: ConversationsClient,
-        notifier: Notifier,
+        store: Store,
+        twilio: TwilioConversations,
+        wakeups: Wakeups,
         metrics: Metrics,
         max_reads_in_flight: int = 8,
     ) -> None:
-        self._db = db
+        self._store = store
         self._metrics = metrics
         self._twilio = twilio
-        self._notifier = notifier
+        self._wakeups = wakeups
         # Shared by reconciles and polls: however many conversations need reading at
         # once, at most this many list calls are in flight.
         self._reads = asyncio.Semaphore(max_reads_in_flight)
@@ -40,29 +40,24 @@ class Inbox:
         self._again: set[int] = set()
 
     async def close(self) -> None:
-        tasks = list(self._reconciling.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._reconciling.values())
 
     # --- push -----------------------------------------------------------------------------
 
     async def on_event(self, params: Mapping[str, str]) -> bool:
         """Apply one (already authenticated) Twilio webhook; False if it is not ours."""
         sid = params.get("ConversationSid", "")
-        row = await store.conversation_by_sid(self._db, sid) if sid else None
+        row = await self._store.conversation_by_sid(sid) if sid else None
         if row is None:
             return False
         event = params.get("EventType", "")
         if event == "onMessageAdded":
             await self._on_message(row, params)
         elif event == "onConversationStateUpdated" and params.get("StateTo") == "closed":
-            await self.finish(row, read_last=True)
+            await self.finish(row, read_last=True, closed_by="agent")
         return True
 
-    async def _on_message(self, row: store.ConversationRow, params: Mapping[str, str]) -> None:
+    async def _on_message(self, row: ConversationRow, params: Mapping[str, str]) -> None:
         try:
             index = int(params.get("Index", ""))
         except ValueError:
@@ -71,10 +66,10 @@ class Inbox:
         author = params.get("Author") or "system"
         added = 0
         if message_sid and author not in (row.identity, "system"):
-            message = store.AgentMessage(
+            message = AgentMessage(
                 message_sid, index, author, params.get("Body", ""), params.get("DateCreated", "")
             )
-            added = await store.record_agent_messages(self._db, row.id, [message])
+            added = await self._store.record_agent_messages(row.id, [message])
             self._metrics.agent_messages_received.labels("webhook").inc(added)
             if added:
                 logs.event(
@@ -84,9 +79,9 @@ class Inbox:
         # never came (or is late), so read the list from the mark to catch up. Replies are
         # handed out only up to the mark, so the waiters are woken once it has moved.
         if index == row.synced_index + 1:
-            if await store.advance_synced_index_from(self._db, row.id, row.synced_index, index):
+            if await self._store.advance_synced_index_from(row.id, row.synced_index, index):
                 if added:
-                    self._notifier.notify(row.identity)
+                    await self._wakeups.wake(row.identity)
             else:
                 self.schedule_reconcile(row.id)
         elif index > row.synced_index + 1:
@@ -103,15 +98,15 @@ class Inbox:
         self._reconciling[conversation_id] = task
 
     async def _reconcile_loop(self, conversation_id: int) -> None:
-        delay = 0.5
+        failures = 0
         try:
             while True:
                 self._again.discard(conversation_id)
                 try:
                     await self.reconcile(conversation_id)
                 except TwilioUnavailable:
-                    delay = min(delay * 2, MAX_BACKOFF_SECONDS)
-                    await asyncio.sleep(delay)
+                    failures += 1
+                    await asyncio.sleep(backoff(failures, 1.0, MAX_BACKOFF_SECONDS))
                     self._again.add(conversation_id)
                 except Exception:
                     log.exception("reconcile of conversation %s failed", conversation_id)
@@ -122,17 +117,17 @@ class Inbox:
 
     async def reconcile(self, conversation_id: int) -> None:
         """Store any message after the sync mark that the webhooks did not bring."""
-        row = await store.conversation_by_id(self._db, conversation_id)
+        row = await self._store.conversation_by_id(conversation_id)
         if row.sid is None:
             return
         try:
             await self._read_new(row)
         except ConversationNotFound:
-            await self.finish(row, read_last=False)
+            await self.finish(row, read_last=False, closed_by="lost")
 
     async def sync(self, conversation_id: int) -> None:
         """The poll: new messages, then the conversation's state."""
-        row = await store.conversation_by_id(self._db, conversation_id)
+        row = await self._store.conversation_by_id(conversation_id)
         if row.sid is None or row.state == "closed":
             return
         try:
@@ -140,38 +135,39 @@ class Inbox:
             async with self._reads:
                 info = await self._twilio.fetch_conversation(row.sid)
         except ConversationNotFound:
-            await self.finish(row, read_last=False)
+            await self.finish(row, read_last=False, closed_by="lost")
             return
         if info.state == "closed":
-            await self.finish(row, read_last=False)
+            await self.finish(row, read_last=False, closed_by="agent")
 
-    async def _read_new(self, row: store.ConversationRow) -> None:
+    async def _read_new(self, row: ConversationRow) -> None:
         assert row.sid is not None
         async with self._reads:
             messages = await self._twilio.messages_after(row.sid, row.synced_index)
         if not messages:
             return
         agent = [
-            store.AgentMessage(m.sid, m.index, m.author, m.body, m.date_created)
+            AgentMessage(m.sid, m.index, m.author, m.body, m.date_created)
             for m in messages
             if m.author not in (row.identity, "system")
         ]
-        added = await store.record_agent_messages(self._db, row.id, agent, messages[-1].index)
+        added = await self._store.record_agent_messages(row.id, agent, messages[-1].index)
         if added:
             self._metrics.agent_messages_received.labels("read").inc(added)
             logs.event(log, "agent_message.stored", source="read", count=added, sid=row.sid)
         if agent:
             # Even when every one was stored already (a webhook that came ahead of the sync
             # mark), moving the mark past them is what makes them deliverable.
-            self._notifier.notify(row.identity)
+            await self._wakeups.wake(row.identity)
 
-    async def finish(self, row: store.ConversationRow, *, read_last: bool) -> None:
-        """Mark a conversation closed, reading its last messages first when asked."""
+    async def finish(self, row: ConversationRow, *, read_last: bool, closed_by: ClosedBy) -> None:
+        """Mark a conversation closed (put down to ``closed_by`` unless a closer said who
+        it is first), reading its last messages first when asked."""
         if read_last and row.sid:
             try:
-                await self._read_new(await store.conversation_by_id(self._db, row.id))
+                await self._read_new(await self._store.conversation_by_id(row.id))
             except (ConversationNotFound, TwilioUnavailable) as exc:
                 log.info("could not read the last messages of %s: %s", row.sid, type(exc).__name__)
-        if await store.mark_closed(self._db, row.id):
+        if await self._store.mark_closed(row.id, closed_by):
             logs.event(log, "conversation.closed", sid=row.sid)
-        self._notifier.notify(row.identity)
+        await self._wakeups.wake(row.identity)

@@ -1,8 +1,9 @@
-"""Working through many items with a few at a time in flight."""
+"""Background tasks: working through many items a few at a time, and stopping tasks."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
@@ -44,3 +45,13 @@ async def run_bounded(
         raise
     if failures:
         raise failures[0]
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[None]]) -> None:
+    """Cancel each task, then wait until every one has finished."""
+    pending = list(tasks)
+    for task in pending:
+        task.cancel()
+    for task in pending:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bridge.bounded import run_bounded
+from bridge.tasks import run_bounded
 
 
 async def test_at_most_limit_at_once_in_order() -> None:

@@ -1,0 +1,111 @@
+"""Coordination within one process: asyncio events and locks, and in-memory counters."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from bridge.coordination import Coordination
+
+
+class LocalWakeups:
+    """One event per identity, replaced each time it fires."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def event(self, identity: str) -> asyncio.Event:
+        event = self._events.get(identity)
+        if event is None:
+            event = self._events[identity] = asyncio.Event()
+        return event
+
+    async def wake(self, identity: str) -> None:
+        event = self._events.pop(identity, None)
+        if event is not None:
+            event.set()
+
+    def wake_all_here(self) -> None:
+        events, self._events = self._events, {}
+        for event in events.values():
+            event.set()
+
+
+class LocalLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        async with lock:
+            yield
+
+
+class LocalJobs:
+    def __init__(self) -> None:
+        self._running: set[str] = set()
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[bool]:
+        if name in self._running:
+            yield False
+            return
+        self._running.add(name)
+        try:
+            yield True
+        finally:
+            self._running.discard(name)
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class LocalRateLimits:
+    """A token bucket per key, refilled continuously, ``per_minute`` deep."""
+
+    def __init__(self, per_minute: int, max_tracked: int = 100_000) -> None:
+        self._rate = per_minute / 60.0
+        self._capacity = float(per_minute)
+        self._buckets: dict[str, _Bucket] = {}
+        self._max_tracked = max_tracked
+
+    async def take(self, key: str) -> float:
+        now = time.monotonic()
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if len(self._buckets) >= self._max_tracked:
+                self._forget_full(now)
+            bucket = self._buckets[key] = _Bucket(self._capacity, now)
+        bucket.tokens = min(self._capacity, bucket.tokens + (now - bucket.updated) * self._rate)
+        bucket.updated = now
+        if bucket.tokens >= 1:
+            bucket.tokens -= 1
+            return 0.0
+        return (1 - bucket.tokens) / self._rate
+
+    def _forget_full(self, now: float) -> None:
+        """Drop buckets that have refilled: they hold no information."""
+        refill = self._capacity / self._rate
+        for key in [k for k, b in self._buckets.items() if now - b.updated >= refill]:
+            del self._buckets[key]
+
+
+def local_coordination(rate_limit_per_minute: int) -> Coordination:
+    return Coordination(
+        wakeups=LocalWakeups(),
+        locks=LocalLocks(),
+        jobs=LocalJobs(),
+        rate_limits=LocalRateLimits(rate_limit_per_minute),
+    )

@@ -1,0 +1,64 @@
+"""What an operation came to: a kind (not a sentence) and the replies handed out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from bridge.store import AgentMessage, ClosedBy
+
+Outcome = Literal[
+    "answered",  # replies are here
+    "waiting",  # the conversation is open, no reply came within the wait
+    "queued",  # the user's message is stored, not yet posted (Twilio is down or slow)
+    "closed_by_agent",
+    "closed_by_user",
+    "conversation_lost",  # it vanished from Twilio (deleted, or the sandbox restarted)
+    "none_yet",  # the user has never had a conversation
+]
+#: The contract's three statuses; the outcome says more.
+Status = Literal["answered", "waiting", "closed"]
+
+_CLOSED: dict[ClosedBy | None, Outcome] = {
+    "agent": "closed_by_agent",
+    "user": "closed_by_user",
+    "lost": "conversation_lost",
+    None: "closed_by_agent",  # closed before the bridge recorded who closed
+}
+
+
+def closed_outcome(closed_by: ClosedBy | None) -> Outcome:
+    return _CLOSED[closed_by]
+
+
+@dataclass(frozen=True)
+class Reply:
+    id: str
+    body: str
+    sent_at: str
+
+
+def replies_of(messages: list[AgentMessage]) -> list[Reply]:
+    return [Reply(id=m.message_sid, body=m.body, sent_at=m.sent_at) for m in messages]
+
+
+@dataclass(frozen=True)
+class HandoffResult:
+    outcome: Outcome
+    replies: list[Reply]
+
+    @property
+    def status(self) -> Status:
+        if self.outcome in ("answered", "waiting"):
+            return self.outcome
+        if self.outcome == "queued":
+            return "answered" if self.replies else "waiting"
+        return "closed"
+
+    def to_json(self, note: str) -> dict[str, object]:
+        """The contract's ``{status, replies, note}``, with the front door's note."""
+        return {
+            "status": self.status,
+            "replies": [{"id": r.id, "body": r.body, "sent_at": r.sent_at} for r in self.replies],
+            "note": note,
+        }

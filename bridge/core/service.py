@@ -1,0 +1,201 @@
+"""The hand-off: send the user's message, wait a bounded time, hand out agent replies once.
+
+The three operations check their input and limits here, for every front door, and answer
+an outcome kind (:mod:`bridge.core.outcomes`); the front doors word it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from dataclasses import dataclass
+
+from bridge.conversations import (
+    ConversationClosed,
+    ConversationNotFound,
+    TwilioConversations,
+    TwilioError,
+    TwilioUnavailable,
+)
+from bridge.coordination import Coordination
+from bridge.core.errors import (
+    ContextTooLong,
+    InvalidContext,
+    InvalidMessage,
+    InvalidWait,
+    MessageTooLong,
+    RateLimited,
+)
+from bridge.core.inbox import Inbox
+from bridge.core.outbox import Outbox
+from bridge.core.outcomes import HandoffResult, closed_outcome, replies_of
+from bridge.core.poller import Poller
+from bridge.core.reconciler import Reconciler
+from bridge.core.waiters import Waiters
+from bridge.store import ClosedBy, Store
+
+#: However short the reply wait, posting the message to Twilio may take this long.
+MIN_POST_SECONDS = 2.0
+#: The assistant's summary shown to the agent is short: a few sentences.
+MAX_CONTEXT_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_message_chars: int = 8000
+    max_context_chars: int = MAX_CONTEXT_CHARS
+    #: The longest wait inside one call (REPLY_WAIT_SECONDS).
+    reply_wait_seconds: float = 30.0
+
+
+def checked_message(text: object, limit: int) -> str:
+    """The user's message, if it is one: a string with something besides white space."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidMessage("the message must be a non-empty string")
+    if len(text) > limit:
+        raise MessageTooLong(len(text), limit)
+    return text
+
+
+def checked_context(context: object, limit: int) -> str | None:
+    """The assistant's summary, trimmed; None when absent or blank."""
+    if context is None:
+        return None
+    if not isinstance(context, str):
+        raise InvalidContext("the context must be a string when given")
+    if len(context) > limit:
+        raise ContextTooLong(len(context), limit)
+    return context.strip() or None
+
+
+def checked_wait(wait: float) -> float:
+    if not 0 <= wait < math.inf:  # NaN fails too
+        raise InvalidWait("the wait must be a number of seconds, 0 or more")
+    return wait
+
+
+class HandoffService:
+    """The core's three operations, over the parts the builder wires."""
+
+    def __init__(
+        self,
+        store: Store,
+        twilio: TwilioConversations,
+        coordination: Coordination,
+        *,
+        inbox: Inbox,
+        outbox: Outbox,
+        waiters: Waiters,
+        reconciler: Reconciler,
+        poller: Poller | None,
+        limits: Limits,
+    ) -> None:
+        self._store = store
+        self._twilio = twilio
+        self._coordination = coordination
+        self.inbox = inbox
+        self.outbox = outbox
+        self._waiters = waiters
+        self._reconciler = reconciler
+        self._poller = poller
+        self.limits = limits
+
+    @property
+    def push(self) -> bool:
+        """True when webhooks bring agent messages; False when they are polled for."""
+        return self._poller is None
+
+    async def start(self) -> None:
+        self.outbox.start()
+        self._reconciler.start()
+
+    def begin_shutdown(self) -> None:
+        """Wake every waiter (they answer ``waiting``), so the server can drain."""
+        self._waiters.begin_shutdown()
+
+    async def close(self) -> None:
+        """Answer the waiters, finish the post in progress, stop the background work."""
+        self.begin_shutdown()
+        await self.outbox.close()
+        await self._reconciler.close()
+        if self._poller is not None:
+            await self._poller.close()
+        await self.inbox.close()
+
+    # --- the three operations -------------------------------------------------------------
+
+    async def send(
+        self,
+        identity: str,
+        message: object,
+        context: object = None,
+        *,
+        profile: str | None = None,
+        budget_seconds: float = 10.0,
+        wait_seconds: float | None = None,
+    ) -> HandoffResult:
+        """Check, store and post the user's message (opening a conversation if needed),
+        then wait for the agent's reply.
+
+        Raises RateLimited, InvalidMessage, MessageTooLong, InvalidContext or
+        ContextTooLong, having stored nothing. ``profile`` (verified name and email, JSON)
+        is shown to the agent when the message opens a conversation. The whole call,
+        posting included, takes about REPLY_WAIT_SECONDS (or ``wait_seconds`` when that
+        is shorter); posting gets at least MIN_POST_SECONDS of it, however short the
+        wait, so a healthy Twilio is not mistaken for a slow one.
+        """
+        retry_in = await self._coordination.rate_limits.take(identity)
+        if retry_in:
+            raise RateLimited(max(1, math.ceil(retry_in)))
+        text = checked_message(message, self.limits.max_message_chars)
+        summary = checked_context(context, self.limits.max_context_chars)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        wait = self.limits.reply_wait_seconds
+        if wait_seconds is not None:
+            wait = min(wait_seconds, wait)
+        budget = max(MIN_POST_SECONDS, min(budget_seconds, wait))
+        row = await self.outbox.submit(identity, text, summary, budget, profile=profile)
+        if row.state == "pending":
+            replies = replies_of(await self._store.take_undelivered_for(identity))
+            return HandoffResult("queued", replies)
+        return await self._waiters.collect(identity, max(0.0, wait - (loop.time() - started)))
+
+    async def replies(self, identity: str, wait: float) -> HandoffResult:
+        """Replies not handed out yet, waiting up to ``wait`` seconds (capped at
+        REPLY_WAIT_SECONDS) for one."""
+        wait = min(checked_wait(wait), self.limits.reply_wait_seconds)
+        if not self.push:
+            latest = await self._store.latest_conversation(identity)
+            if latest is not None and latest.state == "open":
+                # Look now rather than at the poller's next tick, so wait=0 sees replies.
+                with contextlib.suppress(TwilioUnavailable):
+                    await self.inbox.sync(latest.id)
+        return await self._waiters.collect(identity, wait)
+
+    async def end(self, identity: str) -> HandoffResult:
+        """Close the user's conversation in Twilio (Flex sees it) and hand out last replies."""
+        async with self._coordination.locks.hold(identity):
+            latest = await self._store.latest_conversation(identity)
+            if latest is None:
+                return HandoffResult("none_yet", [])
+            if latest.state != "closed" and latest.sid is not None:
+                # Said first: the close webhook may overtake the call below.
+                await self._store.mark_closing(latest.id, "user")
+                closed_by: ClosedBy = "user"
+                try:
+                    await self._twilio.close_conversation(latest.sid)
+                except (ConversationClosed, ConversationNotFound) as gone:
+                    # Ended before the user asked (a webhook about it went missing).
+                    closed_by = "agent" if isinstance(gone, ConversationClosed) else "lost"
+                    await self._store.mark_closing(latest.id, None)
+                except TwilioError:
+                    await self._store.mark_closing(latest.id, None)
+                    raise
+                await self.inbox.finish(latest, read_last=True, closed_by=closed_by)
+            elif latest.state != "closed":
+                await self._store.mark_closed(latest.id, "user")
+            closed = await self._store.conversation_by_id(latest.id)
+        replies = replies_of(await self._store.take_undelivered_for(identity))
+        return HandoffResult(closed_outcome(closed.closed_by), replies)

@@ -1,0 +1,39 @@
+"""The sentence each answer carries for the model, worded from the outcome kind.
+
+Each front door names its own operations: the HTTP API its operationIds (sendMessage,
+getReplies), the MCP endpoint its tools.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bridge.core.outcomes import Outcome
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    send: str  # what sends the user's message
+    replies: str  # what fetches the agent's replies
+
+
+_NEW_ON_NEXT = "show any replies. If the user writes again, {send} starts a new conversation."
+_NOTES: dict[Outcome, str] = {
+    "answered": "A human agent replied: show the replies to the user as they are. Send the "
+    "user's next message with {send}.",
+    "waiting": "The message reached the support team but no agent has replied yet. Tell the user "
+    "a human will answer, then call {replies} for this user to fetch the answer.",
+    "queued": "The message is saved and will be delivered to the support team as soon as the "
+    "messaging service recovers; do not send it again. Call {replies} later for the answer.",
+    "closed_by_agent": "The agent ended this conversation; " + _NEW_ON_NEXT,
+    "closed_by_user": "The conversation with the human agent is ended, as the user asked; "
+    + _NEW_ON_NEXT,
+    "conversation_lost": "The conversation with the support team no longer exists on their "
+    "side (it was removed), so the agent cannot see it; " + _NEW_ON_NEXT,
+    "none_yet": "There is no conversation with a human for this user yet; call {send} when the "
+    "user asks for one.",
+}
+
+
+def note(outcome: Outcome, words: Vocabulary) -> str:
+    return _NOTES[outcome].format(send=words.send, replies=words.replies)

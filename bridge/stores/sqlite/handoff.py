@@ -1,0 +1,225 @@
+"""The hand-off's tables in SQLite: settings, conversations, agent messages, the outbox."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import sqlite3
+
+from bridge.store import (
+    AgentMessage,
+    ClosedBy,
+    ConversationRow,
+    OperationalCounts,
+    OutboxRow,
+)
+from bridge.stores.sqlite.connection import SqliteConnection, now_text
+
+
+def _conversation(row: sqlite3.Row) -> ConversationRow:
+    return ConversationRow(**dict(row))
+
+
+def _outbox(row: sqlite3.Row) -> OutboxRow:
+    return OutboxRow(**dict(row))
+
+
+class HandoffTables(SqliteConnection):
+    # --- settings -----------------------------------------------------------------------
+
+    async def get_or_create_setting(self, key: str, value: str) -> str:
+        await self.fetch("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, value))
+        row = await self.fetch_one("SELECT value FROM settings WHERE key = ?", (key,))
+        assert row is not None
+        return str(row[0])
+
+    async def operational_counts(self) -> OperationalCounts:
+        row = await self.fetch_one(
+            "SELECT (SELECT COUNT(*) FROM conversations WHERE state = 'open'),"
+            " (SELECT COUNT(*) FROM outbox WHERE state = 'pending')"
+        )
+        assert row is not None
+        return OperationalCounts(int(row[0]), int(row[1]))
+
+    # --- conversations ------------------------------------------------------------------
+
+    async def latest_conversation(self, identity: str) -> ConversationRow | None:
+        row = await self.fetch_one(
+            "SELECT * FROM conversations WHERE identity = ? ORDER BY generation DESC LIMIT 1",
+            (identity,),
+        )
+        return _conversation(row) if row else None
+
+    async def conversation_by_id(self, conversation_id: int) -> ConversationRow:
+        row = await self.fetch_one("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
+        if row is None:
+            raise LookupError(conversation_id)
+        return _conversation(row)
+
+    async def conversation_by_sid(self, sid: str) -> ConversationRow | None:
+        row = await self.fetch_one("SELECT * FROM conversations WHERE sid = ?", (sid,))
+        return _conversation(row) if row else None
+
+    async def claim_conversation(self, identity: str) -> ConversationRow:
+        # The partial unique index (one not closed per identity) lets exactly one of any
+        # number of simultaneous inserts through; the others read its row.
+        while True:
+            with contextlib.suppress(sqlite3.IntegrityError):
+                await self.fetch(
+                    "INSERT INTO conversations (identity, generation, state, created_at) "
+                    "SELECT ?, COALESCE(MAX(generation), 0) + 1, 'opening', ? "
+                    "FROM conversations WHERE identity = ?",
+                    (identity, now_text(), identity),
+                )
+            row = await self.fetch_one(
+                "SELECT * FROM conversations WHERE identity = ? AND state != 'closed'",
+                (identity,),
+            )
+            if row is not None:
+                return _conversation(row)
+            # The one that blocked the insert was closed in between: claim again.
+
+    async def set_sid(self, conversation_id: int, sid: str) -> None:
+        await self.fetch("UPDATE conversations SET sid = ? WHERE id = ?", (sid, conversation_id))
+
+    async def mark_open(self, conversation_id: int, sid: str) -> None:
+        await self.fetch(
+            "UPDATE conversations SET sid = ?, state = 'open' WHERE id = ? AND state != 'closed'",
+            (sid, conversation_id),
+        )
+
+    async def mark_closing(self, conversation_id: int, by: ClosedBy | None) -> None:
+        await self.fetch(
+            "UPDATE conversations SET closed_by = ? WHERE id = ? AND state != 'closed'",
+            (by, conversation_id),
+        )
+
+    async def mark_closed(self, conversation_id: int, by: ClosedBy) -> bool:
+        closed = await self.fetch(
+            "UPDATE conversations SET state = 'closed', closed_at = ?,"
+            " closed_by = COALESCE(closed_by, ?)"
+            " WHERE id = ? AND state != 'closed' RETURNING id",
+            (now_text(), by, conversation_id),
+        )
+        return bool(closed)
+
+    async def open_conversations(self) -> list[ConversationRow]:
+        rows = await self.fetch(
+            "SELECT * FROM conversations WHERE state = 'open' AND sid IS NOT NULL"
+        )
+        return [_conversation(row) for row in rows]
+
+    async def conversations_with_gaps(self) -> list[int]:
+        rows = await self.fetch(
+            "SELECT DISTINCT c.id FROM conversations c JOIN agent_messages m"
+            " ON m.conversation_id = c.id WHERE m.idx > c.synced_index"
+        )
+        return [int(row[0]) for row in rows]
+
+    # --- agent messages -----------------------------------------------------------------
+
+    async def record_agent_messages(
+        self, conversation_id: int, messages: list[AgentMessage], synced_index: int | None = None
+    ) -> int:
+        # One statement for the batch (rows from a JSON array), so it is stored whole or
+        # not at all; the sync mark moves only afterwards. OR IGNORE makes a repeat harmless.
+        added = 0
+        if messages:
+            rows = json.dumps(
+                [[m.message_sid, m.idx, m.author, m.body, m.sent_at] for m in messages]
+            )
+            inserted = await self.fetch(
+                "INSERT OR IGNORE INTO agent_messages"
+                " (message_sid, conversation_id, idx, author, body, sent_at)"
+                " SELECT value ->> 0, ?, value ->> 1, value ->> 2, value ->> 3, value ->> 4"
+                " FROM json_each(?) RETURNING message_sid",
+                (conversation_id, rows),
+            )
+            added = len(inserted)
+        if synced_index is not None:
+            await self.fetch(
+                "UPDATE conversations SET synced_index = MAX(synced_index, ?) WHERE id = ?",
+                (synced_index, conversation_id),
+            )
+        return added
+
+    async def advance_synced_index_from(
+        self, conversation_id: int, expected: int, index: int
+    ) -> bool:
+        moved = await self.fetch(
+            "UPDATE conversations SET synced_index = ? WHERE id = ? AND synced_index = ?"
+            " RETURNING id",
+            (index, conversation_id, expected),
+        )
+        return bool(moved)
+
+    async def take_undelivered_for(self, identity: str) -> list[AgentMessage]:
+        # One statement, so of any number of concurrent callers exactly one gets each.
+        rows = await self.fetch(
+            "UPDATE agent_messages SET delivered_at = ?"
+            " WHERE delivered_at IS NULL"
+            " AND conversation_id IN (SELECT id FROM conversations WHERE identity = ?)"
+            " AND idx <= (SELECT c.synced_index FROM conversations c"
+            "             WHERE c.id = agent_messages.conversation_id)"
+            " RETURNING conversation_id, message_sid, idx, author, body, sent_at",
+            (now_text(), identity),
+        )
+        # Conversation ids grow with each new conversation, and RETURNING has no order.
+        rows.sort(key=lambda row: (row["conversation_id"], row["idx"]))
+        return [
+            AgentMessage(row["message_sid"], row["idx"], row["author"], row["body"], row["sent_at"])
+            for row in rows
+        ]
+
+    # --- the outbox ---------------------------------------------------------------------
+
+    async def enqueue_message(
+        self, identity: str, body: str, context: str | None, profile: str | None = None
+    ) -> OutboxRow:
+        row = await self.fetch_one(
+            "INSERT INTO outbox"
+            " (identity, body, context, idempotency_key, state, created_at, profile)"
+            " VALUES (?, ?, ?, ?, 'pending', ?, ?) RETURNING *",
+            (identity, body, context, secrets.token_hex(12), now_text(), profile),
+        )
+        assert row is not None
+        return _outbox(row)
+
+    async def outbox_row(self, row_id: int) -> OutboxRow:
+        row = await self.fetch_one("SELECT * FROM outbox WHERE id = ?", (row_id,))
+        if row is None:
+            raise LookupError(row_id)
+        return _outbox(row)
+
+    async def pending_messages(self, identity: str | None = None) -> list[OutboxRow]:
+        rows = await self.fetch(
+            "SELECT * FROM outbox WHERE state = 'pending' AND (? IS NULL OR identity = ?)"
+            " ORDER BY id",
+            (identity, identity),
+        )
+        return [_outbox(row) for row in rows]
+
+    async def begin_attempt(self, row_id: int) -> int:
+        row = await self.fetch_one(
+            "UPDATE outbox SET attempts = attempts + 1 WHERE id = ? RETURNING attempts",
+            (row_id,),
+        )
+        if row is None:
+            raise LookupError(row_id)
+        return int(row[0]) - 1
+
+    async def mark_sent(self, row_id: int, conversation_id: int) -> None:
+        await self.fetch(
+            "UPDATE outbox SET state = 'sent', sent_at = ?, conversation_id = ? WHERE id = ?",
+            (now_text(), conversation_id, row_id),
+        )
+
+    async def mark_attempt_failed(
+        self, row_id: int, next_attempt_at: float, error: str, *, final: bool
+    ) -> None:
+        await self.fetch(
+            "UPDATE outbox SET next_attempt_at = ?, last_error = ?, "
+            "state = CASE WHEN ? THEN 'failed' ELSE state END WHERE id = ?",
+            (next_attempt_at, error, final, row_id),
+        )

@@ -1,0 +1,202 @@
+"""A fake Twilio Conversations client for the core's unit tests: in memory, no HTTP.
+
+It keeps what the real service keeps (conversations by SID and UniqueName, participants,
+webhooks, messages with growing indexes) and refuses what it refuses (a taken UniqueName,
+a closed conversation, an unknown SID), raising the same :class:`TwilioError` family as
+``bridge.conversations``. Faults are queued per operation: ``before`` fails the call
+without effect, ``after`` applies the call and then fails it, as when Twilio did the work
+and the answer was lost on the way back.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bridge.conversations import (
+    ConversationClosed,
+    ConversationInfo,
+    ConversationMessage,
+    ConversationNotFound,
+    ParticipantExists,
+    TwilioError,
+    TwilioUnavailable,
+    UniqueNameTaken,
+)
+
+When = Literal["before", "after"]
+
+
+@dataclass
+class FakeConversation:
+    sid: str
+    unique_name: str
+    friendly_name: str
+    attributes: str
+    state: str = "active"
+    participants: list[str] = field(default_factory=list)
+    webhooks: list[str] = field(default_factory=list)  # targets: studio, webhook
+    messages: list[ConversationMessage] = field(default_factory=list)
+
+
+class FakeTwilio:
+    def __init__(self) -> None:
+        self.conversations: dict[str, FakeConversation] = {}
+        self.calls: list[str] = []
+        self._faults: dict[str, list[tuple[When, TwilioError]]] = defaultdict(list)
+        self._sids = itertools.count(1)
+
+    # --- driving it -----------------------------------------------------------------------
+
+    def fail(
+        self,
+        operation: str,
+        times: int = 1,
+        *,
+        when: When = "before",
+        error: TwilioError | None = None,
+    ) -> None:
+        """The next ``times`` calls of ``operation`` fail (TwilioUnavailable by default)."""
+        for _ in range(times):
+            self._faults[operation].append((when, error or TwilioUnavailable(operation, "down")))
+
+    def only(self) -> FakeConversation:
+        assert len(self.conversations) == 1, list(self.conversations)
+        return next(iter(self.conversations.values()))
+
+    def agent_says(self, sid: str, body: str, author: str = "agent.alex") -> ConversationMessage:
+        """What an agent's reply does in Twilio (no webhook: the test delivers those)."""
+        return self._append(self.conversations[sid], author, body, "{}")
+
+    def close_by_agent(self, sid: str) -> None:
+        self.conversations[sid].state = "closed"
+
+    def bodies(self, sid: str) -> list[str]:
+        return [m.body for m in self.conversations[sid].messages]
+
+    # --- the protocol ---------------------------------------------------------------------
+
+    async def close(self) -> None:
+        pass
+
+    async def check_access(self) -> None:
+        self._enter("list_conversations")
+
+    async def create_conversation_with_participant(
+        self, unique_name: str, friendly_name: str, attributes: str, identity: str
+    ) -> ConversationInfo:
+        after = self._enter("create_conversation")
+        if any(c.unique_name == unique_name for c in self.conversations.values()):
+            raise UniqueNameTaken("create_conversation", "taken", 409, 50353)
+        sid = f"CH{next(self._sids):032x}"
+        conversation = FakeConversation(sid, unique_name, friendly_name, attributes)
+        conversation.participants.append(identity)
+        self.conversations[sid] = conversation
+        self._exit(after)
+        return self._info(conversation)
+
+    async def fetch_conversation(self, sid_or_unique_name: str) -> ConversationInfo:
+        after = self._enter("fetch_conversation")
+        found = self._find(sid_or_unique_name)
+        self._exit(after)
+        return self._info(found)
+
+    async def close_conversation(self, sid: str) -> None:
+        after = self._enter("close_conversation")
+        found = self._find(sid)
+        if found.state == "closed":
+            raise ConversationClosed("close_conversation", "closed", 400, 50377)
+        found.state = "closed"
+        self._exit(after)
+
+    async def add_participant(self, sid: str, identity: str, attributes: str = "{}") -> None:
+        after = self._enter("add_participant")
+        found = self._find(sid)
+        if identity in found.participants:
+            raise ParticipantExists("add_participant", "exists", 409, 50433)
+        found.participants.append(identity)
+        self._exit(after)
+
+    async def participant_identities(self, sid: str) -> list[str]:
+        self._enter("list_participants")
+        return list(self._find(sid).participants)
+
+    async def add_studio_webhook(self, sid: str, flow_sid: str) -> None:
+        after = self._enter("add_studio_webhook")
+        self._find(sid).webhooks.append("studio")
+        self._exit(after)
+
+    async def add_event_webhook(self, sid: str, url: str) -> None:
+        after = self._enter("add_event_webhook")
+        self._find(sid).webhooks.append("webhook")
+        self._exit(after)
+
+    async def webhook_targets(self, sid: str) -> list[str]:
+        self._enter("list_webhooks")
+        return list(self._find(sid).webhooks)
+
+    async def post_message(
+        self, sid: str, author: str, body: str, attributes: str = "{}"
+    ) -> ConversationMessage:
+        after = self._enter("post_message")
+        found = self._find(sid)
+        if found.state == "closed":
+            raise ConversationClosed("post_message", "closed", 400, 50377)
+        message = self._append(found, author, body, attributes)
+        self._exit(after)
+        return message
+
+    async def recent_messages(self, sid: str, count: int = 50) -> list[ConversationMessage]:
+        self._enter("list_messages")
+        return list(reversed(self._find(sid).messages[-count:]))
+
+    async def messages_after(
+        self, sid: str, index: int, page_size: int = 50
+    ) -> list[ConversationMessage]:
+        self._enter("list_messages")
+        return [m for m in self._find(sid).messages if m.index > index]
+
+    # --- inside ---------------------------------------------------------------------------
+
+    def _enter(self, operation: str) -> TwilioError | None:
+        """Count the call; raise a ``before`` fault, or return an ``after`` one."""
+        self.calls.append(operation)
+        queued = self._faults.get(operation)
+        if not queued:
+            return None
+        when, error = queued.pop(0)
+        if when == "before":
+            raise error
+        return error
+
+    @staticmethod
+    def _exit(after: TwilioError | None) -> None:
+        if after is not None:
+            raise after
+
+    def _find(self, sid_or_unique_name: str) -> FakeConversation:
+        for conversation in self.conversations.values():
+            if sid_or_unique_name in (conversation.sid, conversation.unique_name):
+                return conversation
+        raise ConversationNotFound("fetch_conversation", "not found", 404, 20404)
+
+    def _append(
+        self, conversation: FakeConversation, author: str, body: str, attributes: str
+    ) -> ConversationMessage:
+        index = len(conversation.messages)
+        message = ConversationMessage(
+            sid=f"IM{conversation.sid[2:10]}{index:024x}",
+            index=index,
+            author=author,
+            body=body,
+            attributes=attributes,
+            date_created="2026-12-01T10:00:00Z",
+        )
+        conversation.messages.append(message)
+        return message
+
+    @staticmethod
+    def _info(conversation: FakeConversation) -> ConversationInfo:
+        return ConversationInfo(conversation.sid, conversation.unique_name, conversation.state)
