@@ -73,7 +73,7 @@ class Stack:
         await asyncio.to_thread(self.bridge.stop)
         self.settings.update(settings)
         self.bridge = procs.bridge(
-            self.workdir, self.emulator.url, port=self.bridge.port, **self.settings
+            self.workdir, self.emulator.url, self.settings, port=self.bridge.port
         )
         await asyncio.to_thread(self.bridge.start)
 
@@ -166,7 +166,7 @@ async def stack(
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     emulator = procs.emulator(workdir)
     running = Stack(
-        workdir, emulator, procs.bridge(workdir, emulator.url, **settings), None, dict(settings)
+        workdir, emulator, procs.bridge(workdir, emulator.url, settings), None, dict(settings)
     )
     try:
         await asyncio.to_thread(emulator.start)

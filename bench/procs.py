@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -182,8 +183,11 @@ def emulator(workdir: Path) -> Service:
     )
 
 
-def bridge(workdir: Path, emulator_url: str, port: int | None = None, **settings: str) -> Service:
-    """``main.py serve`` in real mode, pointed at the emulator process as at Twilio."""
+def bridge(
+    workdir: Path, emulator_url: str, settings: Mapping[str, str], port: int | None = None
+) -> Service:
+    """``main.py serve`` in real mode, pointed at the emulator process as at Twilio, with
+    ``settings`` over the defaults."""
     port = port or free_port()
     env = {
         **_clean_env(),

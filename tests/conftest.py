@@ -42,7 +42,7 @@ class LiveServer:
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
-            self._loop.run_until_complete(serve(self.settings, shutdown_trigger=self._stop.wait))
+            self._loop.run_until_complete(serve(self.settings, shutdown_trigger=self._stopped))
         except BaseException as error:  # surfaced by start()/stop()
             self._error = error
         finally:
@@ -55,6 +55,9 @@ class LiveServer:
                 self._loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             self._loop.close()
+
+    async def _stopped(self) -> None:
+        await self._stop.wait()
 
     def start(self, timeout: float = 15.0) -> LiveServer:
         self._thread.start()
@@ -154,7 +157,7 @@ class Agent:
         return [c.sid for c in self.conversations.list(state="active")]
 
     def only_conversation(self) -> str:
-        sids = [c.sid for c in self.conversations.list()]
+        sids: list[str] = [c.sid for c in self.conversations.list()]
         assert len(sids) == 1, sids
         return sids[0]
 
@@ -178,7 +181,9 @@ async def wait_for_conversation(agent: Agent, within: float = 10.0) -> str:
     """The only conversation's SID, once the agent can see it."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        sids = await asyncio.to_thread(lambda: [c.sid for c in agent.conversations.list()])
+        sids: list[str] = await asyncio.to_thread(
+            lambda: [c.sid for c in agent.conversations.list()]
+        )
         if sids:
             assert len(sids) == 1, sids
             return sids[0]

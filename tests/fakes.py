@@ -45,7 +45,7 @@ class FakeTwilio:
     def __init__(self) -> None:
         self.conversations: dict[str, FakeConversation] = {}
         self.calls: list[str] = []
-        self._faults: dict[str, list[tuple[When, TwilioError]]] = defaultdict(list)
+        self._faults: dict[str, list[tuple[When, TwilioError] | None]] = defaultdict(list)
         self._sids = itertools.count(1)
 
     # --- driving it -----------------------------------------------------------------------
@@ -57,10 +57,18 @@ class FakeTwilio:
         *,
         when: When = "before",
         error: TwilioError | None = None,
+        pass_first: int = 0,
     ) -> None:
-        """The next ``times`` calls of ``operation`` fail (TwilioUnavailable by default)."""
+        """After ``pass_first`` good calls, the next ``times`` calls of ``operation`` fail
+        (TwilioUnavailable by default)."""
+        queue = self._faults[operation]
+        queue.extend([None] * pass_first)
         for _ in range(times):
-            self._faults[operation].append((when, error or TwilioUnavailable(operation, "down")))
+            queue.append((when, error or TwilioUnavailable(operation, "down")))
+
+    def heal(self) -> None:
+        """Every queued fault is dropped: Twilio is back."""
+        self._faults.clear()
 
     def only(self) -> FakeConversation:
         assert len(self.conversations) == 1, list(self.conversations)
@@ -72,6 +80,10 @@ class FakeTwilio:
 
     def close_by_agent(self, sid: str) -> None:
         self.conversations[sid].state = "closed"
+
+    def delete(self, sid: str) -> None:
+        """As when the conversation is removed (or the sandbox restarted)."""
+        del self.conversations[sid]
 
     def bodies(self, sid: str) -> list[str]:
         return [m.body for m in self.conversations[sid].messages]
@@ -166,7 +178,10 @@ class FakeTwilio:
         queued = self._faults.get(operation)
         if not queued:
             return None
-        when, error = queued.pop(0)
+        fault = queued.pop(0)
+        if fault is None:
+            return None
+        when, error = fault
         if when == "before":
             raise error
         return error

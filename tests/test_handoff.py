@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -28,10 +29,10 @@ async def patient(make_server: ServerFactory) -> AsyncIterator[tuple[httpx.Async
         yield http, Agent(twilio_client(server))
 
 
-async def send(client: httpx.AsyncClient, user: str, msg: str, **extra: str) -> dict[str, object]:
+async def send(client: httpx.AsyncClient, user: str, msg: str, **extra: str) -> dict[str, Any]:
     response = await client.post(f"/send/{user}", json={"msg": msg, **extra})
     assert response.status_code == 200, response.text
-    body: dict[str, object] = response.json()
+    body: dict[str, Any] = response.json()
     return body
 
 
@@ -206,7 +207,7 @@ async def test_closed_conversation_found_on_post_loses_nothing(
     agent.close(old)
 
     answer = await send(client, "ivy", "are you still there?")
-    assert [r["body"] for r in answer["replies"]] == ["last words before closing"]  # type: ignore[union-attr]
+    assert [r["body"] for r in answer["replies"]] == ["last words before closing"]
     new = next(c.sid for c in agent.conversations.list() if c.sid != old)
     assert [body for _, body in agent.messages(new)] == ["are you still there?"]
 

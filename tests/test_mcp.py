@@ -509,6 +509,7 @@ async def test_registration(make_server: ServerFactory) -> None:
         ).json()
         assert "client_secret" not in public
 
+        bad: dict[str, Any]
         for bad in (
             {"redirect_uris": []},
             {"redirect_uris": ["http://evil.example/cb"]},

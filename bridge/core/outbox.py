@@ -211,11 +211,13 @@ class Outbox:
 
     async def _run(self) -> None:
         while not self._stopping:
+            # Cleared before the pass: a wake-up during it (a message queued, or close())
+            # makes the next pass start at once instead of a second later.
+            self._wake.clear()
             try:
                 await self._deliver_due()
             except Exception:
                 log.exception("outbox pass failed")
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 1.0)
 

@@ -14,7 +14,6 @@ reaching Twilio. While waiting, a progress notification goes out every
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -41,6 +40,7 @@ from bridge.mcp.caller import CALLER_SCOPE_KEY, SESSION_HEADER
 from bridge.mcp.caller import wired_services as find_services
 from bridge.notes import Vocabulary, note
 from bridge.services import Services
+from bridge.tasks import cancel_and_wait
 
 #: The longest a tool call waits for an agent's reply. Many MCP clients (the MCP
 #: Inspector, the TypeScript and Python SDKs, several desktop apps) time a request out
@@ -248,9 +248,7 @@ async def _with_progress(ctx: Context[Any, Any], work: Awaitable[T], total: floa
             )
     finally:
         if not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait([task])
 
 
 DESCRIPTIONS = {

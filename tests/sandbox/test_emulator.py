@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -33,7 +33,7 @@ def twilio(server: LiveServer) -> Client:
 
 
 @pytest.fixture
-def raw(server: LiveServer) -> httpx.Client:
+def raw(server: LiveServer) -> Iterator[httpx.Client]:
     """Plain HTTP with the sandbox credentials, to see exactly what goes over the wire."""
     with httpx.Client(
         base_url=f"{server.url}/sandbox/twilio",
@@ -161,12 +161,11 @@ def test_timers_move_conversations_to_inactive_then_closed() -> None:
         timer_closed=timedelta(minutes=10),
     )
     start = conv.last_activity
-    account.run_timers(start + timedelta(seconds=59))
-    assert conv.state == "active"
-    account.run_timers(start + timedelta(minutes=1))
-    assert conv.state == "inactive"
-    account.run_timers(start + timedelta(minutes=10))
-    assert conv.state == "closed"
+    states = []
+    for after in (timedelta(seconds=59), timedelta(minutes=1), timedelta(minutes=10)):
+        account.run_timers(start + after)
+        states.append(conv.state)
+    assert states == ["active", "inactive", "closed"]
     assert now() >= start
 
 

@@ -205,15 +205,16 @@ class SandboxServer:
         self._stop = asyncio.Event()
         self._thread = threading.Thread(target=self._run, name="sandbox-server", daemon=True)
 
+    async def _stopped(self) -> None:
+        await self._stop.wait()
+
     def _run(self) -> None:
         config = Config()
         config.bind = [self.url.removeprefix("http://")]
         config.accesslog = None
         config.graceful_timeout = 1
         try:
-            self._loop.run_until_complete(
-                serve(self.app, config, shutdown_trigger=self._stop.wait)  # type: ignore[arg-type]
-            )
+            self._loop.run_until_complete(serve(self.app, config, shutdown_trigger=self._stopped))
         finally:
             self._loop.close()
 

@@ -1,0 +1,51 @@
+"""Waiting for a reply: woken by the webhook, bounded by the wait, answered at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.unit.conftest import Core, CoreFactory
+
+
+async def test_a_waiting_call_is_woken_by_the_reply(make_core: CoreFactory) -> None:
+    async with make_core(REPLY_WAIT_SECONDS="30") as core:
+        who = core.identity("ann")
+        await core.wired.handoff.send(who, "hello", wait_seconds=0)
+        sid = core.twilio.only().sid
+        await core.webhook_for(sid, 0)
+        waiting = asyncio.ensure_future(core.wired.handoff.replies(who, 30))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        core.twilio.agent_says(sid, "here I am")
+        await core.webhook_for(sid, 1)
+        # Well inside the 30 s wait: it was woken, it did not time out.
+        result = await asyncio.wait_for(waiting, 10)
+        assert result.outcome == "answered"
+        assert [r.body for r in result.replies] == ["here I am"]
+
+
+async def test_a_wait_with_no_reply_ends_waiting(core: Core) -> None:
+    who = core.identity("ann")
+    await core.wired.handoff.send(who, "hello", wait_seconds=0)
+    result = await core.wired.handoff.replies(who, 0.2)
+    assert (result.outcome, result.status, result.replies) == ("waiting", "waiting", [])
+
+
+async def test_shutdown_answers_every_waiter_at_once(make_core: CoreFactory) -> None:
+    async with make_core(REPLY_WAIT_SECONDS="30") as core:
+        users = [core.identity(name) for name in ("ann", "bob", "cy")]
+        for who in users:
+            await core.wired.handoff.send(who, "hello", wait_seconds=0)
+        waiting = [asyncio.ensure_future(core.wired.handoff.replies(who, 30)) for who in users]
+        await asyncio.sleep(0.1)
+        assert not any(task.done() for task in waiting)
+        core.wired.handoff.begin_shutdown()
+        results = await asyncio.wait_for(asyncio.gather(*waiting), 10)
+        assert [r.outcome for r in results] == ["waiting"] * 3
+
+
+async def test_nobody_has_a_conversation_yet(core: Core) -> None:
+    result = await core.wired.handoff.replies(core.identity("nobody"), 0)
+    assert (result.outcome, result.status) == ("none_yet", "closed")
+    ended = await core.wired.handoff.end(core.identity("nobody"))
+    assert ended.outcome == "none_yet"
