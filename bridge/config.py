@@ -33,6 +33,15 @@ DEFAULT_REDIRECT_URIS = (
     "https://chat.openai.com/aip/g-{id}/oauth/callback",
 )
 AUTH_MODES = ("none", "apikey", "oauth")
+#: Redirect URIs the assistants document for their MCP connectors, trusted by name in
+#: OAUTH_TRUSTED_CLIENTS: a client registered with only these skips the consent page.
+TRUSTED_CALLBACKS = {
+    "chatgpt": ("https://chatgpt.com/connector_platform_oauth_redirect",),
+    "claude": (
+        "https://claude.ai/api/mcp/auth_callback",
+        "https://claude.com/api/mcp/auth_callback",
+    ),
+}
 
 
 class ConfigError(ValueError):
@@ -56,6 +65,13 @@ class AuthSettings:
     oidc_client_secret: str = ""
     share_profile_with_agent: bool = False
     rate_limit_per_minute: int = 30
+    #: The configured GPT client skips the consent page (it is the operator's own).
+    trust_gpt_client: bool = True
+    #: Registered clients whose redirect URIs are all among these skip the consent page.
+    trusted_redirect_uris: tuple[str, ...] = ()
+    #: Sign-ins started and clients registered per minute, from one address and overall.
+    authorize_per_minute: int = 30
+    register_per_minute: int = 10
 
 
 @dataclass(frozen=True)
@@ -238,6 +254,7 @@ def _auth_settings(env: Mapping[str, str], sandbox: bool, local_url: str) -> Aut
     uris = tuple(u.strip() for u in raw_uris.split(",") if u.strip()) or DEFAULT_REDIRECT_URIS
     for uri in uris:
         _url("OAUTH_REDIRECT_URIS", uri.replace("{id}", "x"))
+    trust_gpt, trusted_uris = _trusted_clients(env)
     return AuthSettings(
         mode=mode,
         api_keys=keys,
@@ -256,7 +273,32 @@ def _auth_settings(env: Mapping[str, str], sandbox: bool, local_url: str) -> Aut
         oidc_client_secret=oidc_secret,
         share_profile_with_agent=_bool(env, "SHARE_PROFILE_WITH_AGENT") is True,
         rate_limit_per_minute=_whole(env, "RATE_LIMIT_PER_MINUTE", 30, 1, 10000),
+        trust_gpt_client=trust_gpt,
+        trusted_redirect_uris=trusted_uris,
+        authorize_per_minute=_whole(env, "OAUTH_AUTHORIZE_PER_MINUTE", 30, 1, 100000),
+        register_per_minute=_whole(env, "OAUTH_REGISTER_PER_MINUTE", 10, 1, 100000),
     )
+
+
+def _trusted_clients(env: Mapping[str, str]) -> tuple[bool, tuple[str, ...]]:
+    """OAUTH_TRUSTED_CLIENTS: ``gpt``, ``chatgpt``, ``claude`` and exact redirect URIs."""
+    raw = env.get("OAUTH_TRUSTED_CLIENTS")
+    names = [n.strip() for n in (raw if raw is not None else "gpt").split(",") if n.strip()]
+    uris: list[str] = []
+    gpt = False
+    for name in names:
+        if name == "gpt":
+            gpt = True
+        elif name in TRUSTED_CALLBACKS:
+            uris += TRUSTED_CALLBACKS[name]
+        elif name.startswith("https://") and _url("OAUTH_TRUSTED_CLIENTS", name):
+            uris.append(name)
+        else:
+            raise ConfigError(
+                "OAUTH_TRUSTED_CLIENTS lists gpt, chatgpt, claude or exact https redirect "
+                f"URIs, comma-separated; got {name!r}."
+            )
+    return gpt, tuple(uris)
 
 
 #: Values from .env.example and documentation that must never guard a real deployment.

@@ -99,12 +99,25 @@ def _kv(value: Any) -> str:
     return text if _BARE.fullmatch(text) else json.dumps(text, ensure_ascii=False)
 
 
+def ours_or_info(record: logging.LogRecord) -> bool:
+    """The bridge's own records at any level; other libraries' from INFO up.
+
+    Libraries' debug lines carry what the redaction cannot see: aiosqlite's hold each
+    statement's parameters (message bodies, emails, PKCE verifiers, the stored
+    BRIDGE_SECRET), the MCP SDK's each message received. LOG_LEVEL=DEBUG must not leak them.
+    """
+    return record.levelno >= logging.INFO or record.name.split(".", 1)[0] == "bridge"
+
+
 def configure(fmt: str = "text", level: str = "INFO", *, bodies: bool = False) -> None:
     """Send every log record to stderr as one structured line."""
     handler = logging.StreamHandler()
     handler.setFormatter(StructuredFormatter(json_lines=fmt == "json", bodies=bodies))
+    handler.addFilter(ours_or_info)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # The Twilio library logs each request's headers at INFO.
     logging.getLogger("twilio").setLevel(logging.WARNING)
+    # Not even built: each of its debug lines formats a statement and its parameters.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)

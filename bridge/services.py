@@ -95,6 +95,7 @@ def build_handoff(
         limits=Limits(
             max_message_chars=settings.max_message_chars,
             reply_wait_seconds=settings.reply_wait_seconds,
+            messages_per_minute=settings.auth.rate_limit_per_minute,
         ),
     )
 
@@ -117,13 +118,13 @@ async def build_services(
         if twilio is None:
             twilio = connect_twilio(settings, metrics)
             stack.push_async_callback(twilio.close)
-        coordination = local_coordination(settings.auth.rate_limit_per_minute)
+        coordination = local_coordination()
         router = build_router(settings, twilio)
         handoff = build_handoff(settings, store, twilio, coordination, router, metrics)
         await handoff.start()
         stack.push_async_callback(handoff.close)
         oauth = (
-            AuthorizationServer(store, settings.auth, settings.public_url)
+            AuthorizationServer(store, settings.auth, settings.public_url, coordination.rate_limits)
             if settings.auth.mode == "oauth"
             else None
         )

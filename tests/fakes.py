@@ -10,6 +10,7 @@ and the answer was lost on the way back.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class FakeTwilio:
         self.calls: list[str] = []
         self._faults: dict[str, list[tuple[When, TwilioError] | None]] = defaultdict(list)
         self._sids = itertools.count(1)
+        self._gates: dict[str, asyncio.Event] = {}
 
     # --- driving it -----------------------------------------------------------------------
 
@@ -65,6 +67,12 @@ class FakeTwilio:
         queue.extend([None] * pass_first)
         for _ in range(times):
             queue.append((when, error or TwilioUnavailable(operation, "down")))
+
+    def hold(self, operation: str) -> asyncio.Event:
+        """The next call of ``operation`` waits (before taking effect) until the returned
+        event is set: a slow Twilio."""
+        gate = self._gates[operation] = asyncio.Event()
+        return gate
 
     def heal(self) -> None:
         """Every queued fault is dropped: Twilio is back."""
@@ -116,6 +124,9 @@ class FakeTwilio:
         return self._info(found)
 
     async def close_conversation(self, sid: str) -> None:
+        gate = self._gates.pop("close_conversation", None)
+        if gate is not None:
+            await gate.wait()
         after = self._enter("close_conversation")
         found = self._find(sid)
         if found.state == "closed":

@@ -111,3 +111,22 @@ def running(*processes: Process) -> Iterator[None]:
     finally:
         for process in reversed(processes):
             process.kill()
+
+
+def sandbox_bridge_process(tmp: Path, **overrides: str) -> Process:
+    """main.py in sandbox mode (the emulator inside, a generated BRIDGE_SECRET)."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SANDBOX"))},
+        "PORT": str(port),
+        "DATABASE_URL": f"sqlite:///{tmp / 'sandbox-bridge.db'}",
+        "REPLY_WAIT_SECONDS": "2",
+        **overrides,
+    }
+    return Process(
+        [sys.executable, "main.py", "serve"],
+        env,
+        f"http://127.0.0.1:{port}",
+        "/healthz",
+        tmp / "sandbox-bridge.log",
+    )

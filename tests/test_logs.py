@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
+import sqlite3
 import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 from twilio.rest import Client
 
 from bridge import logs
+from bridge.auth.oidc import s256
 from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
-from tests.processes import bridge_process, running, sandbox_process
+from tests.processes import bridge_process, running, sandbox_bridge_process, sandbox_process
+from tests.test_oauth import browser_flow
 
 API_KEY = "log-test-api-key-0123456789"
 SECRET_BODY = "my card number is 4111 1111 1111 1111"
@@ -144,3 +149,54 @@ def test_a_bridge_process_logs_json_with_context_and_no_secrets(
     assert {"user_message.stored", "conversation.opened", "replies.handed_out"} <= same
     webhooks = [line for line in lines if line.get("route") == "/twilio/events"]
     assert webhooks and all(line["status"] == 204 for line in webhooks)
+
+
+def test_debug_logs_keep_bodies_emails_verifiers_and_secrets_out(tmp_path: Path) -> None:
+    """LOG_LEVEL=DEBUG: the libraries' debug lines (aiosqlite's statement parameters, the
+    MCP SDK's messages) would carry all of these; the redaction promise holds anyway."""
+    email = "debug.person@example.com"
+    verifier = secrets.token_urlsafe(48)
+    bridge = sandbox_bridge_process(tmp_path, AUTH_MODE="oauth", LOG_LEVEL="DEBUG")
+    with running(bridge):
+        bridge.start()
+        callback = "http://localhost:9/callback"
+        client = httpx.post(
+            f"{bridge.url}/oauth/register",
+            json={"redirect_uris": [callback], "token_endpoint_auth_method": "none"},
+        ).json()
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": client["client_id"],
+                "redirect_uri": callback,
+                "state": "s1",
+                "code_challenge": s256(verifier),
+                "code_challenge_method": "S256",
+            }
+        )
+        final = browser_flow(f"{bridge.url}/oauth/authorize?{query}", "Debug Person", email)
+        code = parse_qs(urlsplit(final).query)["code"][0]
+        token = httpx.post(
+            f"{bridge.url}/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": callback,
+                "client_id": client["client_id"],
+                "code_verifier": verifier,
+            },
+        ).json()["access_token"]
+        sent = httpx.post(
+            f"{bridge.url}/send/me",
+            json={"msg": SECRET_BODY},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert sent.status_code == 200, sent.text
+        bridge.terminate()
+    with sqlite3.connect(tmp_path / "sandbox-bridge.db") as db:
+        (secret,) = db.execute("SELECT value FROM settings WHERE key = 'bridge_secret'").fetchone()
+    text = bridge.log.read_text()
+    assert "event=user_message.stored" in text  # the log was written
+    for private in (SECRET_BODY, email, verifier, secret, token, code):
+        assert private not in text, private

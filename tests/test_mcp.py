@@ -31,7 +31,7 @@ from bridge.mcp.tools import MAX_WAIT_SECONDS, WORDS
 from bridge.notes import note
 from tests import test_oauth
 from tests.conftest import Agent, LiveServer, ServerFactory, twilio_client, wait_for_conversation
-from tests.test_oauth import location, query, sign_in_upstream
+from tests.test_oauth import browser_flow, location, query
 
 API_KEY = "mcp-test-key-0123456789abcdef"
 
@@ -367,11 +367,8 @@ class MemoryTokens:
 
 
 def browser_sign_in(authorization_url: str, name: str, email: str) -> str:
-    """The person's trip: bridge → provider sign-in → bridge → the client's callback."""
-    with httpx.Client() as browser:  # keeps cookies, as a browser does
-        upstream = location(browser.get(authorization_url))
-        back_at_bridge = sign_in_upstream(browser, upstream, name, email)
-        return location(browser.get(back_at_bridge))
+    """The person's trip, allowing the client on the bridge's consent page."""
+    return browser_flow(authorization_url, name, email, "allow")
 
 
 def sdk_oauth(
@@ -484,7 +481,8 @@ async def test_oauth_challenge_and_audience(make_server: ServerFactory) -> None:
 
 
 async def test_registration(make_server: ServerFactory) -> None:
-    server = make_server(AUTH_MODE="oauth")
+    # ChatGPT's and Claude's documented callbacks trusted: errors go back to them.
+    server = make_server(AUTH_MODE="oauth", OAUTH_TRUSTED_CLIENTS="gpt,chatgpt,claude")
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         confidential = await http.post(
             "/oauth/register",

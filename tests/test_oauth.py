@@ -77,6 +77,36 @@ def sign_in_upstream(browser: httpx.Client, page_url: str, name: str, email: str
     return location(browser.post(target, data=fields))
 
 
+def consent_token(page: httpx.Response) -> str:
+    found = re.search(r'name="consent" value="([^"]+)"', page.text)
+    assert found is not None, page.text[:500]
+    return html.unescape(found.group(1))
+
+
+def answer_consent(browser: httpx.Client, page: httpx.Response, decision: str) -> httpx.Response:
+    """Click Allow or Deny on the bridge's consent page, as the person would."""
+    assert page.status_code == 200 and "Allow" in page.text, page.text[:500]
+    action = urljoin(str(page.url), "/oauth/consent")
+    origin = f"{urlsplit(action).scheme}://{urlsplit(action).netloc}"
+    return browser.post(
+        action,
+        data={"consent": consent_token(page), "decision": decision},
+        headers={"Origin": origin},
+    )
+
+
+def browser_flow(authorization_url: str, name: str, email: str, consent: str = "allow") -> str:
+    """The person's trip: bridge → provider sign-in → bridge (→ the bridge's consent page,
+    when it asks) → the client's callback. Returns that last URL."""
+    with httpx.Client() as browser:  # keeps cookies, as a browser does
+        upstream = location(browser.get(authorization_url))
+        back_at_bridge = sign_in_upstream(browser, upstream, name, email)
+        landing = browser.get(back_at_bridge)
+        if landing.status_code == 200:  # the consent page
+            landing = answer_consent(browser, landing, consent)
+        return location(landing)
+
+
 def authorize(server: LiveServer, client: OAuth2Client, name: str, email: str) -> str:
     """The browser's trip: bridge → provider sign-in → bridge → the GPT's callback URL."""
     url, _state = client.create_authorization_url(f"{server.url}/oauth/authorize")

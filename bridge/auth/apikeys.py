@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
-from collections.abc import Mapping
 
-from werkzeug.datastructures import Headers
-
-#: Request headers as either framework holds them (Quart's, or the ASGI ones at /mcp).
-HeaderSource = Headers | Mapping[str, str]
+from bridge.auth.constant_time import same_secret
+from bridge.auth.headers import HeaderSource, bearer_token
 
 
 def presented_key(headers: HeaderSource, custom_header: str) -> str | None:
     """The key from ``Authorization: Bearer``, ``Authorization: Basic`` (the key as the
     password, or as the user name with an empty password) or the custom header."""
-    authorization = headers.get("Authorization", "")
-    scheme, _, value = authorization.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
+    bearer = bearer_token(headers)
+    if bearer is not None:
+        return bearer
+    scheme, _, value = headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "basic" and value.strip():
         try:
             user, _, password = (
@@ -36,5 +32,5 @@ def key_matches(presented: str, keys: tuple[str, ...]) -> bool:
     """Constant time in the key's content, and every configured key is compared."""
     found = False
     for key in keys:
-        found |= hmac.compare_digest(presented.encode(), key.encode())
+        found |= same_secret(presented, key)
     return found

@@ -13,11 +13,12 @@ the ``WWW-Authenticate`` challenge; each front door only sends that as its 401.
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Literal
 
-from bridge.auth.apikeys import HeaderSource, key_matches, presented_key
+from bridge.auth.apikeys import key_matches, presented_key
+from bridge.auth.constant_time import same_secret
+from bridge.auth.headers import HeaderSource, bearer_token
 from bridge.auth.server import AuthorizationServer
 from bridge.config import AuthSettings
 from bridge.identity import for_oauth_subject
@@ -43,17 +44,6 @@ class Unauthenticated(Exception):
         self.code = code
         self.message = message
         self.challenge = challenge
-
-
-def bearer_token(headers: HeaderSource) -> str | None:
-    """The token of ``Authorization: Bearer <token>``, if that is what was sent."""
-    scheme, _, value = headers.get("Authorization", "").partition(" ")
-    return (value.strip() or None) if scheme.lower() == "bearer" else None
-
-
-def same_secret(offered: str, expected: str) -> bool:
-    """Constant time in the content; any text (non-ASCII too) is simply unequal."""
-    return hmac.compare_digest(offered.encode(), expected.encode())
 
 
 def require_bearer(headers: HeaderSource, expected: str, realm: str, what: str) -> None:

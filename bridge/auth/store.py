@@ -35,6 +35,24 @@ class PendingSignIn:
     code_challenge: str | None
     resource: str | None
     created_at: float
+    browser_hash: str  # SHA-256 of the sign-in cookie of the browser that started it
+
+
+@dataclass(frozen=True)
+class ConsentRequest:
+    """A signed-in user on the consent page: what their yes would issue a code for."""
+
+    consent_hash: str
+    browser_hash: str
+    client_id: str
+    redirect_uri: str
+    state: str
+    scope: str
+    subject: str
+    profile: str
+    code_challenge: str | None
+    resource: str | None
+    created_at: float
 
 
 @dataclass(frozen=True)
@@ -90,6 +108,21 @@ class OAuthStore(Protocol):
         """The sign-in for this upstream state, removed so it can be completed only once
         (None when unknown or older than ``max_age`` seconds); stale ones are dropped."""
 
+    async def purge_abandoned(self, started_before: float) -> None:
+        """Drop sign-ins and consent pages started before ``started_before`` (unix time)."""
+
+    async def save_consent_request(self, request: ConsentRequest) -> None: ...
+
+    async def take_consent_request(
+        self, consent_hash: str, started_after: float
+    ) -> ConsentRequest | None:
+        """The consent page's request, removed so it is answered once (None when unknown
+        or started before ``started_after``)."""
+
+    async def has_consent(self, subject: str, client_id: str) -> bool: ...
+
+    async def save_consent(self, subject: str, client_id: str) -> None: ...
+
     async def save_code(self, code: CodeRow) -> None: ...
 
     async def use_code(self, code_hash: str) -> tuple[CodeRow | None, bool]:
@@ -97,13 +130,22 @@ class OAuthStore(Protocol):
 
     async def save_token(self, token: TokenRow) -> None: ...
 
-    async def find_token(self, token_hash: str, kind: TokenKind) -> TokenRow | None: ...
+    async def find_token(self, token_hash: str, kind: TokenKind) -> TokenRow | None:
+        """The token; ``revoked_at`` is set when it or its family was revoked."""
 
     async def revoke_token(self, token_hash: str) -> bool:
         """Revoke one token; True if this call revoked it (it was live)."""
 
-    async def revoke_family(self, family: str) -> None: ...
+    async def revoke_family(self, family: str) -> None:
+        """Revoke every token of the family, including any issued after this call."""
 
     async def save_client(self, client: ClientRow) -> None: ...
 
     async def find_client(self, client_id: str) -> ClientRow | None: ...
+
+    async def touch_client(self, client_id: str) -> None:
+        """Note that the client was just given tokens."""
+
+    async def purge_clients(self, unused_since: float, idle_since: float) -> None:
+        """Drop registered clients never used and registered before ``unused_since``, or
+        last used before ``idle_since``, with the consents given to them."""

@@ -42,9 +42,9 @@ class Jobs(Protocol):
 
 
 class RateLimits(Protocol):
-    async def take(self, key: str) -> float:
-        """Take one request from ``key``'s allowance: 0 if allowed, else the seconds until
-        one will be."""
+    async def take(self, key: str, per_minute: int) -> float:
+        """Take one request from ``key``'s allowance of ``per_minute`` (a bucket that deep,
+        refilled continuously): 0 if allowed, else the seconds until one will be."""
 
 
 @dataclass(frozen=True)

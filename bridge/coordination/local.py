@@ -70,42 +70,42 @@ class LocalJobs:
 class _Bucket:
     tokens: float
     updated: float
+    per_minute: int
 
 
 class LocalRateLimits:
-    """A token bucket per key, refilled continuously, ``per_minute`` deep."""
+    """A token bucket per key, refilled continuously; at most ``max_tracked`` kept."""
 
-    def __init__(self, per_minute: int, max_tracked: int = 100_000) -> None:
-        self._rate = per_minute / 60.0
-        self._capacity = float(per_minute)
+    def __init__(self, max_tracked: int = 100_000) -> None:
         self._buckets: dict[str, _Bucket] = {}
         self._max_tracked = max_tracked
 
-    async def take(self, key: str) -> float:
+    async def take(self, key: str, per_minute: int) -> float:
         now = time.monotonic()
+        rate = per_minute / 60.0
         bucket = self._buckets.get(key)
         if bucket is None:
             if len(self._buckets) >= self._max_tracked:
                 self._forget_full(now)
-            bucket = self._buckets[key] = _Bucket(self._capacity, now)
-        bucket.tokens = min(self._capacity, bucket.tokens + (now - bucket.updated) * self._rate)
+            bucket = self._buckets[key] = _Bucket(float(per_minute), now, per_minute)
+        bucket.tokens = min(float(per_minute), bucket.tokens + (now - bucket.updated) * rate)
         bucket.updated = now
+        bucket.per_minute = per_minute
         if bucket.tokens >= 1:
             bucket.tokens -= 1
             return 0.0
-        return (1 - bucket.tokens) / self._rate
+        return (1 - bucket.tokens) / rate
 
     def _forget_full(self, now: float) -> None:
-        """Drop buckets that have refilled: they hold no information."""
-        refill = self._capacity / self._rate
-        for key in [k for k, b in self._buckets.items() if now - b.updated >= refill]:
+        """Drop buckets that have refilled (a minute unused): they hold no information."""
+        for key in [k for k, b in self._buckets.items() if now - b.updated >= 60.0]:
             del self._buckets[key]
 
 
-def local_coordination(rate_limit_per_minute: int) -> Coordination:
+def local_coordination() -> Coordination:
     return Coordination(
         wakeups=LocalWakeups(),
         locks=LocalLocks(),
         jobs=LocalJobs(),
-        rate_limits=LocalRateLimits(rate_limit_per_minute),
+        rate_limits=LocalRateLimits(),
     )

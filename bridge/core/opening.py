@@ -96,8 +96,7 @@ class ConversationOpener:
         if not fresh and identity not in await self._twilio.participant_identities(sid):
             with contextlib.suppress(ParticipantExists):
                 await self._twilio.add_participant(sid, identity)
-        await self._router.route(sid, fresh=fresh)
-        if self._webhook_url and (
-            fresh or "webhook" not in await self._twilio.webhook_targets(sid)
-        ):
+        webhooks = None if fresh else await self._twilio.webhook_targets(sid)
+        await self._router.route(sid, webhooks=webhooks)
+        if self._webhook_url and (webhooks is None or "webhook" not in webhooks):
             await self._twilio.add_event_webhook(sid, self._webhook_url)

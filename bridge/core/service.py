@@ -33,7 +33,7 @@ from bridge.core.outcomes import HandoffResult, closed_outcome, replies_of
 from bridge.core.poller import Poller
 from bridge.core.reconciler import Reconciler
 from bridge.core.waiters import Waiters
-from bridge.store import ClosedBy, Store
+from bridge.store import ClosedBy, ConversationRow, Store
 
 #: However short the reply wait, posting the message to Twilio may take this long.
 MIN_POST_SECONDS = 2.0
@@ -47,26 +47,41 @@ class Limits:
     max_context_chars: int = MAX_CONTEXT_CHARS
     #: The longest wait inside one call (REPLY_WAIT_SECONDS).
     reply_wait_seconds: float = 30.0
+    #: Messages one user may send per minute (RATE_LIMIT_PER_MINUTE).
+    messages_per_minute: int = 30
+
+
+def _storable(text: str) -> str | None:
+    """``text`` without NUL characters (dropped: Twilio and databases refuse them), or None
+    when it is not Unicode at all (a lone surrogate)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return text.replace("\x00", "")
 
 
 def checked_message(text: object, limit: int) -> str:
-    """The user's message, if it is one: a string with something besides white space."""
-    if not isinstance(text, str) or not text.strip():
+    """The user's message, if it is one: text with something besides white space (and
+    NUL characters, which are dropped)."""
+    cleaned = _storable(text) if isinstance(text, str) else None
+    if cleaned is None or not cleaned.strip():
         raise InvalidMessage("the message must be a non-empty string")
-    if len(text) > limit:
-        raise MessageTooLong(len(text), limit)
-    return text
+    if len(cleaned) > limit:
+        raise MessageTooLong(len(cleaned), limit)
+    return cleaned
 
 
 def checked_context(context: object, limit: int) -> str | None:
     """The assistant's summary, trimmed; None when absent or blank."""
     if context is None:
         return None
-    if not isinstance(context, str):
+    cleaned = _storable(context) if isinstance(context, str) else None
+    if cleaned is None:
         raise InvalidContext("the context must be a string when given")
-    if len(context) > limit:
-        raise ContextTooLong(len(context), limit)
-    return context.strip() or None
+    if len(cleaned) > limit:
+        raise ContextTooLong(len(cleaned), limit)
+    return cleaned.strip() or None
 
 
 def checked_wait(wait: float) -> float:
@@ -145,7 +160,9 @@ class HandoffService:
         is shorter); posting gets at least MIN_POST_SECONDS of it, however short the
         wait, so a healthy Twilio is not mistaken for a slow one.
         """
-        retry_in = await self._coordination.rate_limits.take(identity)
+        retry_in = await self._coordination.rate_limits.take(
+            f"send:{identity}", self.limits.messages_per_minute
+        )
         if retry_in:
             raise RateLimited(max(1, math.ceil(retry_in)))
         text = checked_message(message, self.limits.max_message_chars)
@@ -181,21 +198,36 @@ class HandoffService:
             if latest is None:
                 return HandoffResult("none_yet", [])
             if latest.state != "closed" and latest.sid is not None:
-                # Said first: the close webhook may overtake the call below.
-                await self._store.mark_closing(latest.id, "user")
-                closed_by: ClosedBy = "user"
-                try:
-                    await self._twilio.close_conversation(latest.sid)
-                except (ConversationClosed, ConversationNotFound) as gone:
-                    # Ended before the user asked (a webhook about it went missing).
-                    closed_by = "agent" if isinstance(gone, ConversationClosed) else "lost"
-                    await self._store.mark_closing(latest.id, None)
-                except TwilioError:
-                    await self._store.mark_closing(latest.id, None)
-                    raise
-                await self.inbox.finish(latest, read_last=True, closed_by=closed_by)
+                # Shielded: a caller who gives up must not leave the close half done (a
+                # close that reached Twilio but was never put down to the user).
+                await asyncio.shield(self._close_for_user(latest))
             elif latest.state != "closed":
                 await self._store.mark_closed(latest.id, "user")
             closed = await self._store.conversation_by_id(latest.id)
         replies = replies_of(await self._store.take_undelivered_for(identity))
         return HandoffResult(closed_outcome(closed.closed_by), replies)
+
+    async def _close_for_user(self, latest: ConversationRow) -> None:
+        """Close it in Twilio and mark it closed by the user, or say why not."""
+        assert latest.sid is not None
+        # A marker left by an earlier /end that never learnt whether Twilio closed it.
+        tried_before = latest.closed_by == "user"
+        # Said first: the close webhook may overtake the call below.
+        await self._store.mark_closing(latest.id, "user")
+        closed_by: ClosedBy = "user"
+        try:
+            await self._twilio.close_conversation(latest.sid)
+        except ConversationClosed:
+            if not tried_before:  # the agent closed it and no webhook told us
+                closed_by = "agent"
+                await self._store.mark_closing(latest.id, None)
+        except ConversationNotFound:
+            closed_by = "lost"
+            await self._store.mark_closing(latest.id, None)
+        except TwilioError as error:
+            # Twilio answered and did nothing: nobody is closing it. A timeout may have
+            # closed it, though: the marker stays, and the close is the user's if so.
+            if error.status is not None:
+                await self._store.mark_closing(latest.id, None)
+            raise
+        await self.inbox.finish(latest, read_last=True, closed_by=closed_by)

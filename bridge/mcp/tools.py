@@ -265,7 +265,8 @@ DESCRIPTIONS = {
         "Fetch the human agent's replies to the user that were not shown yet, waiting up "
         "to wait_seconds for one to arrive. Call it after request_human_agent answered "
         "'waiting', or whenever the user asks whether the agent replied. Each reply is "
-        "returned once. Status 'closed' means the agent ended the conversation."
+        "returned once. Status 'closed' means the conversation ended; the note says who ended "
+        "it."
     ),
     "end_human_conversation": (
         "End the user's conversation with the human agent, when the user says they are "

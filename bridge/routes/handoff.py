@@ -45,7 +45,9 @@ async def _json_object() -> dict[str, Any]:
     body = await json_or_none()
     if not isinstance(body, dict):
         raise ApiError(
-            400, "invalid_json", 'The body must be a JSON object such as {"msg": "I need a human"}.'
+            400,
+            "invalid_json",
+            'The body must be a JSON object of Unicode text, such as {"msg": "I need a human"}.',
         )
     return body
 

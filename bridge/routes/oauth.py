@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from markupsafe import escape
 from quart import Blueprint, Response, jsonify, request
 
-from bridge.auth.server import AuthorizationServer, ErrorPage, Redirect, TokenResponse
+from bridge.auth.results import ConsentPage, ErrorPage, Redirect, TokenResponse
+from bridge.auth.server import AuthorizationServer
+from bridge.auth.sign_in import SIGN_IN_SECONDS
 from bridge.request_body import json_or_none
 from bridge.routes import services
+from bridge.routes.oauth_pages import consent_page, error_page
 
 oauth_routes = Blueprint("oauth", __name__)
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Sign-in problem</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body style="font-family: system-ui, sans-serif; max-width: 36rem; margin: 3rem auto;">
-<h1>Sign-in could not start</h1><p>{message}</p>
-<p>Go back to the assistant and try connecting again.</p></body></html>"""
 
 
 def _server() -> AuthorizationServer:
@@ -25,31 +20,66 @@ def _server() -> AuthorizationServer:
     return server
 
 
-def _answer(result: ErrorPage | Redirect) -> Response:
-    if isinstance(result, Redirect):
-        response = Response("", status=302)
-        response.headers["Location"] = result.url
-        response.headers["Cache-Control"] = "no-store"
-        return response
-    page = Response(
-        _PAGE.format(message=escape(result.message)),
-        status=400,
-        content_type="text/html; charset=utf-8",
-    )
-    page.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
-    page.headers["X-Content-Type-Options"] = "nosniff"
-    page.headers["Referrer-Policy"] = "no-referrer"
-    return page
+def _cookie_name() -> str:
+    """The browser's sign-in cookie: ``__Host-`` (https only, whole site, no Domain) when
+    PUBLIC_URL is https; a plain name over http (a local sandbox)."""
+    secure = services().settings.public_url.startswith("https://")
+    return "__Host-flexbridge-signin" if secure else "flexbridge-signin"
+
+
+def _browser() -> str | None:
+    return request.cookies.get(_cookie_name())
+
+
+def _answer(result: ErrorPage | Redirect | ConsentPage) -> Response:
+    if isinstance(result, ErrorPage):
+        return error_page(result)
+    if isinstance(result, ConsentPage):
+        return consent_page(result)
+    response = Response("", status=302)
+    response.headers["Location"] = result.url
+    response.headers["Cache-Control"] = "no-store"
+    if result.browser is not None:
+        response.set_cookie(
+            _cookie_name(),
+            result.browser,
+            max_age=SIGN_IN_SECONDS,
+            path="/",
+            secure=_cookie_name().startswith("__Host-"),
+            httponly=True,
+            samesite="Lax",  # sent on the provider's redirect back here (a top-level GET)
+        )
+    return response
+
+
+def _json(result: TokenResponse) -> Response:
+    response = jsonify(result.body)
+    response.status_code = result.status
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    if result.www_authenticate:
+        response.headers["WWW-Authenticate"] = result.www_authenticate
+    if result.retry_after is not None:
+        response.headers["Retry-After"] = str(result.retry_after)
+    return response
 
 
 @oauth_routes.get("/oauth/authorize")
 async def authorize() -> Response:
-    return _answer(await _server().authorize(request.args.to_dict(flat=True)))
+    params = request.args.to_dict(flat=True)
+    return _answer(await _server().sign_in.authorize(params, _browser(), _requester()))
 
 
 @oauth_routes.get("/oauth/callback")
 async def callback() -> Response:
-    return _answer(await _server().callback(request.args.to_dict(flat=True)))
+    return _answer(await _server().sign_in.callback(request.args.to_dict(flat=True), _browser()))
+
+
+@oauth_routes.post("/oauth/consent")
+async def consent() -> Response:
+    form = (await request.form).to_dict(flat=True)
+    origin = request.headers.get("Origin")
+    return _answer(await _server().sign_in.consent(form, _browser(), origin))
 
 
 @oauth_routes.post("/oauth/token")
@@ -57,29 +87,27 @@ async def token() -> Response:
     """Form or JSON bodies: GPT Actions may send either."""
     if request.mimetype == "application/json":
         body = await json_or_none()
-        fields = {k: str(v) for k, v in body.items()} if isinstance(body, dict) else {}
+        if not isinstance(body, dict):
+            return _json(
+                TokenResponse(
+                    400,
+                    {
+                        "error": "invalid_request",
+                        "error_description": "The body must be a JSON object of text (or a form).",
+                    },
+                )
+            )
+        fields = {k: str(v) for k, v in body.items()}
     else:
         fields = (await request.form).to_dict(flat=True)
-    result: TokenResponse = await _server().token(fields, request.headers.get("Authorization", ""))
-    response = jsonify(result.body)
-    response.status_code = result.status
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-    if result.www_authenticate:
-        response.headers["WWW-Authenticate"] = result.www_authenticate
-    return response
+    return _json(await _server().token(fields, request.headers.get("Authorization", "")))
 
 
 @oauth_routes.post("/oauth/register")
 async def register() -> Response:
     """Dynamic client registration (RFC 7591), as MCP clients such as ChatGPT and Claude use."""
     body = await json_or_none()
-    result = await _server().register(body)
-    response = jsonify(result.body)
-    response.status_code = result.status
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-    return response
+    return _json(await _server().clients.register(body, _requester()))
 
 
 @oauth_routes.get("/.well-known/oauth-authorization-server")
@@ -91,3 +119,9 @@ async def server_metadata() -> Response:
 @oauth_routes.get("/.well-known/oauth-protected-resource/mcp")
 async def resource_metadata() -> Response:
     return jsonify(_server().resource_metadata())
+
+
+def _requester() -> str:
+    """Who asks, for the sign-in and registration rate limits: the peer's address (behind
+    a proxy, the proxy's: the overall limit still holds)."""
+    return request.remote_addr or "unknown"

@@ -6,6 +6,7 @@ Send to Flex widget hands the conversation to Flex on its first message.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -24,9 +25,10 @@ class RoutingCheck:
 
 
 class Router(Protocol):
-    async def route(self, sid: str, *, fresh: bool) -> None:
-        """Send the conversation to Flex, once: a ``fresh`` conversation has nothing
-        attached yet; any other is looked at first, so a retry adds nothing twice."""
+    async def route(self, sid: str, *, webhooks: Sequence[str] | None) -> None:
+        """Send the conversation to Flex, once. ``webhooks``: the targets the conversation
+        has already (None for one created just now, which has none), so a retry after a
+        failure adds nothing twice."""
 
     def check(self) -> RoutingCheck:
         """Whether the routing settings can work where the bridge sends its calls."""

@@ -4,6 +4,7 @@ Send to Flex widget creates the Flex task on the first message (TWILIO_FLOW_SID)
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from bridge.config import SANDBOX_FLOW_SID
 from bridge.conversations import TwilioConversations
@@ -19,8 +20,8 @@ class StudioRouter:
         self._flow_sid = flow_sid
         self._target = target
 
-    async def route(self, sid: str, *, fresh: bool) -> None:
-        if fresh or "studio" not in await self._twilio.webhook_targets(sid):
+    async def route(self, sid: str, *, webhooks: Sequence[str] | None) -> None:
+        if webhooks is None or "studio" not in webhooks:
             await self._twilio.add_studio_webhook(sid, self._flow_sid)
 
     def check(self) -> RoutingCheck:

@@ -42,7 +42,9 @@ async def authenticate() -> None:
             user, _, password = base64.b64decode(header[6:]).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             user, password = "", ""
-        if hmac.compare_digest(user, expected[0]) and hmac.compare_digest(password, expected[1]):
+        if hmac.compare_digest(user.encode(), expected[0].encode()) and hmac.compare_digest(
+            password.encode(), expected[1].encode()
+        ):
             return
     raise EmulatorError(401, 20003, "Authenticate")
 

@@ -480,7 +480,9 @@ class IdentityProvider:
                 "This sign-in page has expired or was already used. "
                 "Go back to the application and sign in again.",
             )
-        if browser is None or not hmac.compare_digest(sign_in.browser, _digest(browser)):
+        if browser is None or not hmac.compare_digest(
+            sign_in.browser.encode(), _digest(browser).encode()
+        ):
             raise PageError(
                 "Sign-in cannot continue",
                 "This sign-in page was opened in another browser, or cookies are blocked. "
@@ -549,7 +551,9 @@ class IdentityProvider:
                 raise TokenError("invalid_grant", "code_verifier sent but no code_challenge was.")
         elif verifier is None:
             raise TokenError("invalid_grant", "code_verifier is missing.")
-        elif not _VERIFIER.match(verifier) or not hmac.compare_digest(_s256(verifier), challenge):
+        elif not _VERIFIER.match(verifier) or not hmac.compare_digest(
+            _s256(verifier).encode(), challenge.encode()
+        ):
             raise TokenError("invalid_grant", "code_verifier does not match the code_challenge.")
 
         access_token = secrets.token_urlsafe(32)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
@@ -75,11 +76,11 @@ async def test_the_user_ending_it_is_told_as_the_user_ending_it(core: Core) -> N
     assert (await core.wired.handoff.replies(who, 0)).outcome == "closed_by_user"
 
 
-async def test_ending_while_twilio_is_down_leaves_it_open_and_unattributed(core: Core) -> None:
+async def test_ending_refused_by_twilio_leaves_it_open_and_unattributed(core: Core) -> None:
     who = core.identity("ann")
     await core.wired.handoff.send(who, "hello", wait_seconds=0)
     sid = core.twilio.only().sid
-    core.twilio.fail("close_conversation")
+    core.twilio.fail("close_conversation", error=TwilioUnavailable("close", "busy", 503))
     with pytest.raises(TwilioUnavailable):
         await core.wired.handoff.end(who)
     assert (await core.wired.handoff.replies(who, 0)).outcome == "waiting"
@@ -93,3 +94,41 @@ async def test_ending_what_the_agent_closed_unheard_says_the_agent_closed(core: 
     await core.wired.handoff.send(who, "hello", wait_seconds=0)
     core.twilio.close_by_agent(core.twilio.only().sid)  # no webhook reached the bridge
     assert (await core.wired.handoff.end(who)).outcome == "closed_by_agent"
+
+
+async def test_a_close_whose_answer_was_lost_is_still_the_users(core: Core) -> None:
+    who = core.identity("ann")
+    await core.wired.handoff.send(who, "hello", wait_seconds=0)
+    sid = core.twilio.only().sid
+    core.twilio.fail("close_conversation", when="after")  # closed; the answer timed out
+    with pytest.raises(TwilioUnavailable):
+        await core.wired.handoff.end(who)
+    await core.closed_webhook(sid)  # Twilio's webhook for that close
+    assert (await core.wired.handoff.replies(who, 0)).outcome == "closed_by_user"
+
+
+async def test_ending_again_after_a_lost_answer_is_still_the_users(core: Core) -> None:
+    who = core.identity("ann")
+    await core.wired.handoff.send(who, "hello", wait_seconds=0)
+    core.twilio.fail("close_conversation", when="after")
+    with pytest.raises(TwilioUnavailable):
+        await core.wired.handoff.end(who)
+    assert (await core.wired.handoff.end(who)).outcome == "closed_by_user"  # 50377 now
+
+
+async def test_a_caller_giving_up_does_not_leave_the_close_half_done(core: Core) -> None:
+    who = core.identity("ann")
+    await core.wired.handoff.send(who, "hello", wait_seconds=0)
+    sid = core.twilio.only().sid
+    gate = core.twilio.hold("close_conversation")
+    ending = asyncio.ensure_future(core.wired.handoff.end(who))
+    await asyncio.sleep(0.05)
+    ending.cancel()  # the HTTP client went away, or the MCP call was cancelled
+    gate.set()
+    for _ in range(100):
+        row = await core.wired.store.conversation_by_sid(sid)
+        if row is not None and row.state == "closed":
+            break
+        await asyncio.sleep(0.01)
+    assert core.twilio.conversations[sid].state == "closed"
+    assert (await core.wired.handoff.replies(who, 0)).outcome == "closed_by_user"

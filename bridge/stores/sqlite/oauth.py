@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 import time
 
-from bridge.auth.store import ClientRow, CodeRow, PendingSignIn, TokenKind, TokenRow
+from bridge.auth.store import (
+    ClientRow,
+    CodeRow,
+    ConsentRequest,
+    PendingSignIn,
+    TokenKind,
+    TokenRow,
+)
 from bridge.stores.sqlite.connection import SqliteConnection
 
 
@@ -13,8 +20,8 @@ class OAuthTables(SqliteConnection):
     async def save_pending(self, pending: PendingSignIn) -> None:
         await self.fetch(
             "INSERT INTO oauth_requests (upstream_state, client_id, redirect_uri, state, scope,"
-            " nonce, code_verifier, code_challenge, resource, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " nonce, code_verifier, code_challenge, resource, created_at, browser_hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 pending.upstream_state,
                 pending.client_id,
@@ -26,6 +33,7 @@ class OAuthTables(SqliteConnection):
                 pending.code_challenge,
                 pending.resource,
                 pending.created_at,
+                pending.browser_hash,
             ),
         )
 
@@ -38,6 +46,57 @@ class OAuthTables(SqliteConnection):
         if row is None or row["created_at"] < oldest:
             return None
         return PendingSignIn(**dict(row))
+
+    async def purge_abandoned(self, started_before: float) -> None:
+        await self.fetch("DELETE FROM oauth_requests WHERE created_at < ?", (started_before,))
+        await self.fetch(
+            "DELETE FROM oauth_consent_requests WHERE created_at < ?", (started_before,)
+        )
+
+    async def save_consent_request(self, request: ConsentRequest) -> None:
+        await self.fetch(
+            "INSERT INTO oauth_consent_requests (consent_hash, browser_hash, client_id,"
+            " redirect_uri, state, scope, subject, profile, code_challenge, resource,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                request.consent_hash,
+                request.browser_hash,
+                request.client_id,
+                request.redirect_uri,
+                request.state,
+                request.scope,
+                request.subject,
+                request.profile,
+                request.code_challenge,
+                request.resource,
+                request.created_at,
+            ),
+        )
+
+    async def take_consent_request(
+        self, consent_hash: str, started_after: float
+    ) -> ConsentRequest | None:
+        row = await self.fetch_one(
+            "DELETE FROM oauth_consent_requests WHERE consent_hash = ? RETURNING *",
+            (consent_hash,),
+        )
+        if row is None or row["created_at"] < started_after:
+            return None
+        return ConsentRequest(**dict(row))
+
+    async def has_consent(self, subject: str, client_id: str) -> bool:
+        row = await self.fetch_one(
+            "SELECT 1 FROM oauth_consents WHERE subject = ? AND client_id = ?",
+            (subject, client_id),
+        )
+        return row is not None
+
+    async def save_consent(self, subject: str, client_id: str) -> None:
+        await self.fetch(
+            "INSERT OR IGNORE INTO oauth_consents (subject, client_id, created_at)"
+            " VALUES (?, ?, ?)",
+            (subject, client_id, time.time()),
+        )
 
     async def save_code(self, code: CodeRow) -> None:
         await self.fetch(
@@ -84,8 +143,14 @@ class OAuthTables(SqliteConnection):
         )
 
     async def find_token(self, token_hash: str, kind: TokenKind) -> TokenRow | None:
+        # A family's revocation counts for every token in it, whenever it was issued.
         row = await self.fetch_one(
-            "SELECT * FROM oauth_tokens WHERE token_hash = ? AND kind = ?", (token_hash, kind)
+            "SELECT t.token_hash, t.kind, t.family, t.client_id, t.subject, t.scope,"
+            " t.profile, t.expires_at, t.created_at, t.resource,"
+            " COALESCE(t.revoked_at, f.revoked_at) AS revoked_at"
+            " FROM oauth_tokens t LEFT JOIN oauth_revoked_families f ON f.family = t.family"
+            " WHERE t.token_hash = ? AND t.kind = ?",
+            (token_hash, kind),
         )
         return TokenRow(**dict(row)) if row else None
 
@@ -98,9 +163,14 @@ class OAuthTables(SqliteConnection):
         return bool(revoked)
 
     async def revoke_family(self, family: str) -> None:
+        now = time.time()
+        await self.fetch(
+            "INSERT OR IGNORE INTO oauth_revoked_families (family, revoked_at) VALUES (?, ?)",
+            (family, now),
+        )
         await self.fetch(
             "UPDATE oauth_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL",
-            (time.time(), family),
+            (now, family),
         )
 
     async def save_client(self, client: ClientRow) -> None:
@@ -132,3 +202,21 @@ class OAuthTables(SqliteConnection):
             redirect_uris=tuple(json.loads(row["redirect_uris"])),
             metadata=json.loads(row["metadata"]),
         )
+
+    async def touch_client(self, client_id: str) -> None:
+        await self.fetch(
+            "UPDATE oauth_clients SET last_used_at = ? WHERE client_id = ?",
+            (time.time(), client_id),
+        )
+
+    async def purge_clients(self, unused_since: float, idle_since: float) -> None:
+        gone = await self.fetch(
+            "DELETE FROM oauth_clients WHERE (last_used_at IS NULL AND created_at < ?)"
+            " OR last_used_at < ? RETURNING client_id",
+            (unused_since, idle_since),
+        )
+        if gone:
+            await self.fetch(
+                "DELETE FROM oauth_consents WHERE client_id IN (SELECT value FROM json_each(?))",
+                (json.dumps([row[0] for row in gone]),),
+            )
