@@ -8,7 +8,7 @@ import sys
 from dotenv import load_dotenv
 
 from bridge import logs
-from bridge.config import ConfigError, Settings, load_settings
+from bridge.config import ConfigError, Settings, is_loopback, load_settings
 
 
 def banner(settings: Settings) -> str:
@@ -63,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     from bridge.server import run
 
     print(banner(settings), flush=True)
+    if settings.sandbox and not is_loopback(settings.host):
+        # Imported only for the sandbox, like the sandbox itself.
+        from bridge.sandbox.outbound import exposure_warning
+
+        print(exposure_warning(settings.host), file=sys.stderr, flush=True)
     run(settings)
     return 0
 

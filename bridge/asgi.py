@@ -4,6 +4,7 @@ when enabled."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import replace
 from typing import Any
@@ -25,32 +26,106 @@ _HEADERS_TOO_LARGE = json.dumps(
 ).encode()
 
 
-async def _refuse_headers(send: Any) -> None:
+_UNKNOWN_HOST = json.dumps(
+    {
+        "error": {
+            "code": "unknown_host",
+            "message": "This service answers only at its own address (PUBLIC_URL); the Host "
+            "header names another. Operators: add it to ALLOWED_HOSTS.",
+        }
+    }
+).encode()
+
+
+async def _refuse(send: Any, status: int, body: bytes) -> None:
     await send(
         {
             "type": "http.response.start",
-            "status": 431,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
-                (b"content-length", str(len(_HEADERS_TOO_LARGE)).encode()),
+                (b"content-length", str(len(body)).encode()),
                 (b"x-content-type-options", b"nosniff"),
             ],
         }
     )
-    await send({"type": "http.response.body", "body": _HEADERS_TOO_LARGE})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _host(scope: Scope) -> str:
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"host":
+            return str(value.decode("latin-1").lower())
+    return ""
+
+
+#: An answered request's unread body is read up to this much so the connection can serve
+#: the next one; a longer one (already refused with 413) closes the connection instead.
+MAX_DRAIN_BYTES = 64 * 1024
+#: ...and waited for this long at most (a client that never sends it is then cut off).
+DRAIN_SECONDS = 10.0
+
+
+async def _reading_the_body_first(app: ASGIApp, scope: Scope, receive: Any, send: Any) -> None:
+    """Run ``app``, reading the rest of the request body before its answer goes out.
+
+    Hypercorn reads a body only as the app asks for it, and closes a keep-alive connection
+    whose request was answered before its body was read; under load a body often arrives
+    after an early answer (404, 401, 405...), and the client's next request on that
+    connection then fails. Done here, for every app behind the dispatcher.
+    """
+    ended = False
+    read = 0
+    waiting = 0  # receive() calls in progress: the app may have a reader of its own
+    progress = asyncio.Event()
+
+    async def tracked() -> Any:
+        nonlocal ended, read, waiting
+        waiting += 1
+        try:
+            message = await receive()
+        finally:
+            waiting -= 1
+            progress.set()
+        read += len(message.get("body", b""))
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            ended = True
+        return message
+
+    async def answering(message: Any) -> None:
+        if message["type"] == "http.response.start" and not ended:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + DRAIN_SECONDS
+            while not ended and read <= MAX_DRAIN_BYTES and loop.time() < deadline:
+                if waiting == 0:
+                    await tracked()
+                    continue
+                # Quart reads the body in a task of its own: never two readers at once.
+                progress.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                        await progress.wait()
+        await send(message)
+
+    await app(scope, tracked, answering)
 
 
 class PathDispatcher:
-    """Routes each mounted prefix (and below) to its app, everything else to the default.
+    """Routes each mounted prefix (and below) to its app, everything else to the default,
+    once the request's Host is one this service answers (every path: the API, /mcp and
+    the sandbox alike).
 
     Paths are passed on unchanged (the sandbox serves the same paths when run alone, and
     the MCP app routes ``/mcp`` itself). Lifespan events go to every app: the mounts in
     the order given, then the default; stopped in reverse.
     """
 
-    def __init__(self, default: ASGIApp, mounts: dict[str, ASGIApp]) -> None:
+    def __init__(
+        self, default: ASGIApp, mounts: dict[str, ASGIApp], allowed_hosts: frozenset[str]
+    ) -> None:
         self.default = default
         self.mounts = mounts
+        self.allowed_hosts = allowed_hosts
 
     def _app_for(self, path: str) -> ASGIApp:
         for prefix, app in self.mounts.items():
@@ -65,9 +140,17 @@ class PathDispatcher:
         if sum(len(name) + len(value) for name, value in scope.get("headers", ())) > (
             MAX_HEADER_BYTES
         ):
-            await _refuse_headers(send)
+            await _refuse(send, 431, _HEADERS_TOO_LARGE)
             return
-        await self._app_for(scope.get("path", ""))(scope, receive, send)
+        if scope["type"] in ("http", "websocket") and _host(scope) not in self.allowed_hosts:
+            # DNS rebinding: a page on another site made the browser call this address.
+            await _refuse(send, 421, _UNKNOWN_HOST)
+            return
+        app = self._app_for(scope.get("path", ""))
+        if scope["type"] == "http":
+            await _reading_the_body_first(app, scope, receive, send)
+        else:
+            await app(scope, receive, send)
 
     async def _lifespan(self, scope: Scope, receive: Any, send: Any) -> None:
         apps = [*self.mounts.values(), self.default]  # the mounts are up before the bridge
@@ -109,17 +192,23 @@ def build_asgi_app(settings: Settings) -> tuple[ASGIApp, Quart]:
     if settings.sandbox:
         mounts[SANDBOX_PREFIX] = _sandbox(settings)
     mounts[MCP_PATH] = create_mcp_app(settings, bridge)
-    return PathDispatcher(bridge, mounts), bridge
+    return PathDispatcher(bridge, mounts, settings.allowed_hosts), bridge
 
 
 def _sandbox(settings: Settings) -> ASGIApp:
     # Imported here: outside sandbox mode the emulator is not loaded at all.
     from bridge.sandbox.app import create_sandbox_app
     from bridge.sandbox.idp import DEV_CLIENT
+    from bridge.sandbox.outbound import WebhookTargets
 
     # The development sign-in provider also accepts the bridge's public callback (ngrok).
     dev = DEV_CLIENT
     dev = replace(dev, redirect_uris=(*dev.redirect_uris, f"{settings.public_url}/oauth/callback"))
     return create_sandbox_app(
-        settings.twilio_account_sid, settings.twilio_auth_token, idp_clients={dev.client_id: dev}
+        settings.twilio_account_sid,
+        settings.twilio_auth_token,
+        idp_clients={dev.client_id: dev},
+        webhook_targets=WebhookTargets.from_setting(
+            settings.sandbox_webhook_urls, own=settings.webhook_url
+        ),
     )

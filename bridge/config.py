@@ -44,6 +44,12 @@ TRUSTED_CALLBACKS = {
 }
 
 
+def is_loopback(host: str) -> bool:
+    """Whether listening on ``host`` keeps the service to this machine."""
+    bare = host.strip("[]").lower()
+    return bare in ("localhost", "::1") or bare.startswith("127.")
+
+
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable to fix."""
 
@@ -99,6 +105,10 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     metrics_token: str | None = None
     keep_alive_seconds: float = 75.0
+    #: More Host header values to answer (beyond PUBLIC_URL's and the local address).
+    extra_hosts: tuple[str, ...] = ()
+    #: Where the embedded sandbox may deliver webhooks besides the bridge (or "loopback").
+    sandbox_webhook_urls: tuple[str, ...] = ()
 
     @property
     def webhook_url(self) -> str:
@@ -112,6 +122,24 @@ class Settings:
         if ":" in host:
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        """Host header values this service answers (lower case): PUBLIC_URL's, the local
+        address, ALLOWED_HOSTS. Anything else is a DNS-rebinding attempt or a stray."""
+        public = urlsplit(self.public_url)
+        default_port = 443 if public.scheme == "https" else 80
+        hosts = {
+            public.netloc.lower(),
+            f"{(public.hostname or '').lower()}:{public.port or default_port}",
+        }
+        if public.port in (None, default_port):
+            hosts.add((public.hostname or "").lower())
+        local = urlsplit(self.local_url)
+        hosts |= {local.netloc, f"localhost:{self.port}", f"[::1]:{self.port}"}
+        if self.host not in ("", "0.0.0.0", "::"):  # noqa: S104 - compared, not bound
+            hosts.add(f"{self.host}:{self.port}".lower())
+        return frozenset(hosts | {h.lower() for h in self.extra_hosts})
 
     @property
     def twilio_base_url(self) -> str | None:
@@ -438,4 +466,25 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cors_origins=_origins(env),
         metrics_token=metrics_token,
         keep_alive_seconds=_seconds(env, "KEEP_ALIVE_SECONDS", 75.0, 3600.0),
+        extra_hosts=_hosts(env),
+        sandbox_webhook_urls=sandbox_webhook_urls(env),
     )
+
+
+def _hosts(env: Mapping[str, str]) -> tuple[str, ...]:
+    hosts = tuple(h.strip() for h in env.get("ALLOWED_HOSTS", "").split(",") if h.strip())
+    for host in hosts:
+        if not re.fullmatch(r"[A-Za-z0-9.-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?", host):
+            raise ConfigError(
+                f"ALLOWED_HOSTS lists host[:port] values, comma-separated; got {host!r}."
+            )
+    return hosts
+
+
+def sandbox_webhook_urls(env: Mapping[str, str]) -> tuple[str, ...]:
+    """SANDBOX_WEBHOOK_URLS: ``loopback`` or http(s) URLs (prefixes), comma-separated."""
+    urls = tuple(u.strip() for u in env.get("SANDBOX_WEBHOOK_URLS", "").split(",") if u.strip())
+    for url in urls:
+        if url != "loopback":
+            _url("SANDBOX_WEBHOOK_URLS", url)
+    return urls

@@ -1,5 +1,6 @@
-"""What every HTTP exchange gets: a request id and one access-log line, its body read to
-the end, CORS for the configured origins only, and security headers."""
+"""What every HTTP exchange gets: a request id and one access-log line, CORS for the
+configured origins only, and security headers. (Reading unread bodies, for keep-alive, is
+the ASGI dispatcher's: bridge.asgi.)"""
 
 from __future__ import annotations
 
@@ -38,11 +39,6 @@ def install(app: Quart, settings: Settings) -> None:
 
     @app.after_request
     async def finish(response: Response) -> Response:
-        if response.status_code != 413:
-            # Read whatever body the route left unread (an early 401, 403, 404, 429...):
-            # answering before the client has finished sending can leave the keep-alive
-            # connection unusable for its next request.
-            await request.get_data()
         headers = response.headers
         headers["X-Request-Id"] = logs.request_id.get() or ""
         headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -88,6 +88,16 @@ def test_database_url_forms() -> None:
         ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
         ({"LOG_MESSAGE_BODIES": "sometimes"}, "LOG_MESSAGE_BODIES"),
         ({"KEEP_ALIVE_SECONDS": "0"}, "KEEP_ALIVE_SECONDS"),
+        ({"ALLOWED_HOSTS": "https://example.com"}, "ALLOWED_HOSTS"),
+        ({"ALLOWED_HOSTS": "a b"}, "ALLOWED_HOSTS"),
+        ({"SANDBOX_WEBHOOK_URLS": "ftp://x.example"}, "SANDBOX_WEBHOOK_URLS"),
+        ({"SANDBOX_WEBHOOK_URLS": "anywhere"}, "SANDBOX_WEBHOOK_URLS"),
+        ({"AUTH_MODE": "oauth", "OAUTH_TRUSTED_CLIENTS": "everyone"}, "OAUTH_TRUSTED_CLIENTS"),
+        (
+            {"AUTH_MODE": "oauth", "OAUTH_TRUSTED_CLIENTS": "http://x.example/cb"},
+            "OAUTH_TRUSTED_CLIENTS",
+        ),
+        ({"OAUTH_AUTHORIZE_PER_MINUTE": "0"}, "OAUTH_AUTHORIZE_PER_MINUTE"),
     ],
 )
 def test_errors_name_the_variable(env: dict[str, str], variable: str) -> None:

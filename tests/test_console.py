@@ -341,10 +341,14 @@ async def test_console_errors_are_json(client: httpx.AsyncClient) -> None:
         assert closed.json()["error"]["code"] == "conversation_closed"
 
 
-async def test_console_actions_fire_signed_sdk_webhooks(
-    server: LiveServer, client: httpx.AsyncClient
-) -> None:
+async def test_console_actions_fire_signed_sdk_webhooks(make_server: ServerFactory) -> None:
     """Like the Flex UI: console actions are SDK events, sent without any opt-in header."""
+    server = make_server(SANDBOX_WEBHOOK_URLS="loopback")  # the test's receiver is local
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        await _fire_sdk_webhooks(client)
+
+
+async def _fire_sdk_webhooks(client: httpx.AsyncClient) -> None:
     received: list[dict[str, str]] = []
     signed: list[bool] = []
     all_in = asyncio.Event()

@@ -27,17 +27,14 @@ INSTRUCTIONS = (
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """DNS-rebinding protection: the Host (and any Origin) must be PUBLIC_URL's, or the
-    local address the server listens on."""
+    """DNS-rebinding protection: the Host (and any Origin) must be one the service answers
+    (the dispatcher checks the Host for every path; the SDK checks it again, with Origin)."""
     public = urlsplit(settings.public_url)
-    local = urlsplit(settings.local_url)
-    hosts = {public.netloc, local.netloc, f"localhost:{settings.port}"}
-    if settings.host not in ("", "0.0.0.0", "::"):  # noqa: S104 - compared, not bound
-        hosts.add(f"{settings.host}:{settings.port}")
+    hosts = sorted(settings.allowed_hosts)
     origins = {f"{public.scheme}://{public.netloc}", *(f"http://{host}" for host in hosts)}
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
-        allowed_hosts=sorted(hosts),
+        allowed_hosts=hosts,
         allowed_origins=sorted(origins),
     )
 

@@ -50,13 +50,11 @@ line and you recognise that address.</p>
 _BASE_CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
 
 
-def _page(body: str, status: int, form_action: str) -> Response:
+def _page(body: str, status: int, form_action: str, referrer: str = "no-referrer") -> Response:
     page = Response(body, status=status, content_type="text/html; charset=utf-8")
     page.headers["Content-Security-Policy"] = f"{_BASE_CSP}; form-action {form_action}"
     page.headers["X-Frame-Options"] = "DENY"
-    # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" with
-    # the consent form, and the answer's origin is what proves it came from this page.
-    page.headers["Referrer-Policy"] = "same-origin"
+    page.headers["Referrer-Policy"] = referrer
     page.headers["Cache-Control"] = "no-store"
     return page
 
@@ -80,4 +78,6 @@ def consent_page(consent: ConsentPage) -> Response:
         redirect=escape(consent.redirect_uri),
         token=escape(consent.token),
     )
-    return _page(body, 200, f"'self' {consent.redirect_origin}")
+    # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" with
+    # the form, and the answer's origin is what proves it came from this page.
+    return _page(body, 200, f"'self' {consent.redirect_origin}", "same-origin")

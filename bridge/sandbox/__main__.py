@@ -18,8 +18,15 @@ from dotenv import load_dotenv
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
-from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
+from bridge.config import (
+    SANDBOX_ACCOUNT_SID,
+    SANDBOX_AUTH_TOKEN,
+    ConfigError,
+    is_loopback,
+    sandbox_webhook_urls,
+)
 from bridge.sandbox.app import create_sandbox_app
+from bridge.sandbox.outbound import WebhookTargets, exposure_warning
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    try:
+        allowed = sandbox_webhook_urls(os.environ)
+    except ConfigError as error:
+        print(f"Configuration error: {error}", file=sys.stderr)
+        return 2
+    if not is_loopback(args.host):
+        print(exposure_warning(args.host), file=sys.stderr, flush=True)
     account_sid = os.environ.get("TWILIO_ACCOUNT_SID") or SANDBOX_ACCOUNT_SID
     auth_token = os.environ.get("TWILIO_AUTH_TOKEN") or SANDBOX_AUTH_TOKEN
     config = Config()
@@ -43,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         f"console {base}/sandbox/; sign-in provider {base}/sandbox/idp",
         flush=True,
     )
-    asyncio.run(serve(create_sandbox_app(account_sid, auth_token), config))
+    app = create_sandbox_app(
+        account_sid, auth_token, webhook_targets=WebhookTargets.from_setting(allowed, own=None)
+    )
+    asyncio.run(serve(app, config))
     return 0
 
 

@@ -16,6 +16,7 @@ from werkzeug.datastructures import MultiDict
 
 from bridge.sandbox import resources
 from bridge.sandbox.faults import Faults, Stats
+from bridge.sandbox.outbound import WebhookTargets
 from bridge.sandbox.state import Account, Conversation, EmulatorError, invalid, parse_duration
 
 T = TypeVar("T")
@@ -363,10 +364,19 @@ async def create_webhook(sid: str) -> tuple[Response, int]:
     replay = form.get("Configuration.ReplayAfter")
     if replay is not None and not replay.lstrip("-").isdigit():
         raise invalid("Configuration.ReplayAfter must be a whole number")
+    url = form.get("Configuration.Url")
+    if url and form.get("Target") == "webhook":
+        targets: WebhookTargets = current_app.config["SANDBOX_WEBHOOK_TARGETS"]
+        if not targets.allows(url):
+            raise invalid(
+                "Configuration.Url is not one this sandbox delivers to: only the bridge's "
+                "own webhook URL (and loopback URLs for the stand-alone sandbox); add more "
+                "with SANDBOX_WEBHOOK_URLS"
+            )
     hook = account.add_webhook(
         conv,
         target=form.get("Target", ""),
-        url=form.get("Configuration.Url"),
+        url=url,
         method=form.get("Configuration.Method"),
         filters=form.getlist("Configuration.Filters"),
         triggers=form.getlist("Configuration.Triggers"),

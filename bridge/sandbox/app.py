@@ -14,6 +14,7 @@ from bridge.sandbox.console import console
 from bridge.sandbox.control import control
 from bridge.sandbox.faults import Faults, Stats
 from bridge.sandbox.idp import IdentityProvider, IdpClient, idp
+from bridge.sandbox.outbound import WebhookTargets
 from bridge.sandbox.state import Account, EmulatorError, now
 from bridge.sandbox.webhooks import WebhookDispatcher
 
@@ -23,7 +24,11 @@ _HTTP_CODES = {400: 20001, 401: 20003, 403: 20403, 404: 20404, 405: 20004, 413: 
 
 
 def create_sandbox_app(
-    account_sid: str, auth_token: str, *, idp_clients: dict[str, IdpClient] | None = None
+    account_sid: str,
+    auth_token: str,
+    *,
+    idp_clients: dict[str, IdpClient] | None = None,
+    webhook_targets: WebhookTargets | None = None,
 ) -> Quart:
     """The emulator, its controls, the agent console and the development OpenID Connect
     provider (``/sandbox/idp``), as an ASGI app of its own.
@@ -35,6 +40,9 @@ def create_sandbox_app(
     loopback rule, so the embedded sandbox works whatever port the bridge listens on). The
     provider (:class:`bridge.sandbox.idp.IdentityProvider`) is ``app.config["SANDBOX_IDP"]``;
     more clients can be added with its ``register_client``.
+
+    ``webhook_targets`` says where conversation webhooks may point (by default: loopback
+    URLs); any other Configuration.Url is refused.
     """
     app = Quart(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -46,6 +54,7 @@ def create_sandbox_app(
     app.config["SANDBOX_FAULTS"] = Faults()
     app.config["SANDBOX_STATS"] = Stats.empty()
     app.config["SANDBOX_IDP"] = IdentityProvider(idp_clients)
+    app.config["SANDBOX_WEBHOOK_TARGETS"] = webhook_targets or WebhookTargets(loopback=True)
     app.register_blueprint(api)
     app.register_blueprint(control)
     app.register_blueprint(console)

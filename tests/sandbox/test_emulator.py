@@ -17,7 +17,7 @@ from twilio.rest import Client
 
 from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FLOW_SID
 from bridge.sandbox.state import Account, now, parse_duration
-from tests.conftest import LiveServer, free_port, twilio_client
+from tests.conftest import LiveServer, ServerFactory, free_port, twilio_client
 from tests.sandbox.spec import assert_matches
 
 CONV = "/v1/Conversations/{Sid}"
@@ -25,6 +25,13 @@ CONVS = "/v1/Conversations"
 PARTS = "/v1/Conversations/{ConversationSid}/Participants"
 MSGS = "/v1/Conversations/{ConversationSid}/Messages"
 HOOKS = "/v1/Conversations/{ConversationSid}/Webhooks"
+
+
+@pytest.fixture
+def server(make_server: ServerFactory) -> LiveServer:
+    """The embedded sandbox, allowed to deliver webhooks to this machine's test receivers
+    and to the example URL these tests attach."""
+    return make_server(SANDBOX_WEBHOOK_URLS="loopback,https://example.com/events")
 
 
 @pytest.fixture
@@ -406,3 +413,30 @@ async def test_webhook_filters_limit_what_fires(twilio: Client, receiver: Receiv
     await asyncio.sleep(0.2)
     assert [f["EventType"] for _, f in receiver.requests] == ["onConversationStateUpdated"]
     assert form["EventType"] == "onConversationStateUpdated"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.org/events",  # elsewhere
+        "http://169.254.169.254/latest/meta-data",  # a cloud metadata service
+        "http://127.0.0.1:1/x",  # this machine, not allowed when embedded by default
+    ],
+)
+def test_webhook_urls_are_only_the_bridges_own_by_default(
+    make_server: ServerFactory, url: str
+) -> None:
+    server = make_server()
+    twilio = twilio_client(server)
+    sid = twilio.conversations.v1.conversations.create().sid
+    with pytest.raises(TwilioRestException) as refused:
+        twilio.conversations.v1.conversations(sid).webhooks.create(
+            target="webhook", configuration_url=url, configuration_filters=["onMessageAdded"]
+        )
+    assert refused.value.status == 400
+    own = twilio.conversations.v1.conversations(sid).webhooks.create(
+        target="webhook",
+        configuration_url=server.settings.webhook_url,
+        configuration_filters=["onMessageAdded"],
+    )
+    assert own.sid.startswith("WH")

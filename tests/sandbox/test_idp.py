@@ -287,12 +287,13 @@ def test_discovery_document_names_the_issuer_as_reached(server: LiveServer) -> N
         doc["claims_supported"]
     )
 
-    # The issuer follows the host the request used.
+    # The issuer follows the host the request used (one of those the service answers).
+    port = server.settings.port
     other = httpx.get(
         f"{server.url}/sandbox/idp/.well-known/openid-configuration",
-        headers={"Host": "localhost:1234"},
+        headers={"Host": f"localhost:{port}"},
     ).json()
-    assert other["issuer"] == "http://localhost:1234/sandbox/idp"
+    assert other["issuer"] == f"http://localhost:{port}/sandbox/idp"
 
 
 def test_jwks_publishes_one_public_rsa_signing_key(metadata: dict[str, Any]) -> None:
