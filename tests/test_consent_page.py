@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
+from http.server import ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -19,22 +18,6 @@ from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.conftest import ServerFactory
 
 HOSTILE_NAME = '<img src=x onerror="alert(1)"><b>Helper</b>'
-
-
-class _Callback(BaseHTTPRequestHandler):
-    landed: ClassVar[list[str]] = []
-
-    def do_GET(self) -> None:
-        self.landed.append(self.path)
-        body = b"<p>connected</p>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
