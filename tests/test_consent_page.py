@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import AsyncIterator, Iterator
-from http.server import ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -23,9 +23,22 @@ HOSTILE_NAME = '<img src=x onerror="alert(1)"><b>Helper</b>'
 @pytest.fixture
 def client_app() -> Iterator[tuple[str, list[str]]]:
     """The client's own callback page, on localhost: its URL, and the paths it got."""
-    landed: ClassVar[list[str]] = []
-    handler = type("Callback", (_Callback,), {"landed": landed})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    landed: list[str] = []
+
+    class Callback(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            landed.append(self.path)
+            body = b"<p>connected</p>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Callback)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
