@@ -26,7 +26,7 @@ def client_app() -> Iterator[tuple[str, list[str]]]:
     landed: list[str] = []
 
     class Callback(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             landed.append(self.path)
             body = b"<p>connected</p>"
             self.send_response(200)
@@ -35,7 +35,7 @@ def client_app() -> Iterator[tuple[str, list[str]]]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Callback)
