@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import calls, faults, latency, procs, throughput, waiters
+from bench import calls, disconnects, faults, latency, procs, throughput, waiters
 from bench.harness import ScenarioFailed
 from bench.plot import latency_cdf
 
@@ -34,6 +34,7 @@ SCENARIOS: dict[str, Scenario] = {
     "calls": calls.run,
     "throughput": throughput.run,
     "faults": faults.run,
+    "disconnects": disconnects.run,
 }
 
 
@@ -197,6 +198,14 @@ def summary(results: dict[str, Any]) -> list[str]:
                     f"{v['duplicated_user_messages']}; reply latency {ms(v['reply_latency_ms'])}"
                 )
             lines.append(f"[faults] target 0 lost / 0 duplicated: {met(block)}")
+        elif name == "disconnects":
+            for mode in ("plain", "after"):
+                d = block[mode]
+                lines.append(
+                    f"[disconnects] {mode}: {d['replies']} replies, callers hanging up around "
+                    f"each: lost {d['lost']}, shown twice {d['shown_twice']}"
+                )
+            lines.append(f"[disconnects] target with after 0 lost / 0 twice: {met(block)}")
     return lines
 
 

@@ -203,6 +203,8 @@ def bridge(
         "PUBLIC_URL": f"http://127.0.0.1:{port}",
         "DATABASE_URL": f"sqlite:///{workdir / 'bridge.db'}",
         "AUTH_MODE": "none",
+        # The benchmarks open thousands of conversations in seconds, on purpose.
+        "NEW_CONVERSATIONS_PER_MINUTE": "1000000",
     }
     env.update(settings)
     return Service(

@@ -105,6 +105,11 @@ class Settings:
     cors_origins: tuple[str, ...] = ()
     metrics_token: str | None = None
     keep_alive_seconds: float = 75.0
+    #: Calls one user, and all users, may have waiting for a reply at once.
+    max_waiting_per_user: int = 10
+    max_waiting_calls: int = 20_000
+    #: Conversations all users together may open per minute.
+    new_conversations_per_minute: int = 600
     #: More Host header values to answer (beyond PUBLIC_URL's and the local address).
     extra_hosts: tuple[str, ...] = ()
     #: Where the embedded sandbox may deliver webhooks besides the bridge (or "loopback").
@@ -466,6 +471,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cors_origins=_origins(env),
         metrics_token=metrics_token,
         keep_alive_seconds=_seconds(env, "KEEP_ALIVE_SECONDS", 75.0, 3600.0),
+        max_waiting_per_user=_whole(env, "MAX_WAITING_PER_USER", 10, 1, 1000),
+        max_waiting_calls=_whole(env, "MAX_WAITING_CALLS", 20_000, 1, 1_000_000),
+        new_conversations_per_minute=_whole(env, "NEW_CONVERSATIONS_PER_MINUTE", 600, 1, 1_000_000),
         extra_hosts=_hosts(env),
         sandbox_webhook_urls=sandbox_webhook_urls(env),
     )

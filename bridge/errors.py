@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from bridge.auth.caller import Unauthenticated
 from bridge.conversations import TwilioError, TwilioUnavailable
 from bridge.core.errors import (
+    Busy,
     ContextTooLong,
     HandoffError,
     InvalidContext,
@@ -18,6 +19,7 @@ from bridge.core.errors import (
     InvalidWait,
     MessageTooLong,
     RateLimited,
+    TooManyWaiting,
 )
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,21 @@ def from_handoff_error(error: HandoffError) -> ApiError:
             413,
             "context_too_long",
             f"'context' must be at most {error.limit} characters: summarise it.",
+        )
+    if isinstance(error, TooManyWaiting):
+        return ApiError(
+            429,
+            "too_many_waiting",
+            "This user already has several calls waiting for a reply; let them finish "
+            "before waiting again.",
+            retry_after=error.retry_after,
+        )
+    if isinstance(error, Busy):
+        return ApiError(
+            429,
+            "busy",
+            "The support line is taking many new conversations right now; try again shortly.",
+            retry_after=error.retry_after,
         )
     if isinstance(error, InvalidWait):
         return ApiError(400, "invalid_wait", "'wait' must be a number of seconds, 0 or more.")

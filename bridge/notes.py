@@ -35,5 +35,9 @@ _NOTES: dict[Outcome, str] = {
 }
 
 
-def note(outcome: Outcome, words: Vocabulary) -> str:
-    return _NOTES[outcome].format(send=words.send, replies=words.replies)
+_MORE = " More replies are waiting than fit in one answer: call {replies} now for the rest."
+
+
+def note(outcome: Outcome, words: Vocabulary, *, more: bool = False) -> str:
+    said = _NOTES[outcome] + (_MORE if more else "")
+    return said.format(send=words.send, replies=words.replies)

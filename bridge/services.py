@@ -18,6 +18,7 @@ from bridge.config import Settings
 from bridge.conversations import ConversationsClient, TwilioConversations
 from bridge.coordination import Coordination
 from bridge.coordination.local import local_coordination
+from bridge.core.handout import Handout
 from bridge.core.inbox import Inbox
 from bridge.core.opening import ConversationOpener
 from bridge.core.outbox import Outbox
@@ -74,7 +75,16 @@ def build_handoff(
     # Without webhooks, conversations someone waits on are polled; with them, only
     # reconciled now and then in case a webhook went missing.
     poller = None if webhook_url else Poller(inbox.sync, settings.poll_interval_seconds)
-    waiters = Waiters(store, coordination.wakeups, metrics, poller)
+    handout = Handout(store, coordination.wakeups, metrics)
+    waiters = Waiters(
+        store,
+        coordination.wakeups,
+        handout,
+        metrics,
+        poller,
+        max_per_user=settings.max_waiting_per_user,
+        max_total=settings.max_waiting_calls,
+    )
     reconciler = Reconciler(
         store,
         inbox,
@@ -89,6 +99,7 @@ def build_handoff(
         coordination,
         inbox=inbox,
         outbox=outbox,
+        handout=handout,
         waiters=waiters,
         reconciler=reconciler,
         poller=poller,
@@ -96,6 +107,7 @@ def build_handoff(
             max_message_chars=settings.max_message_chars,
             reply_wait_seconds=settings.reply_wait_seconds,
             messages_per_minute=settings.auth.rate_limit_per_minute,
+            new_conversations_per_minute=settings.new_conversations_per_minute,
         ),
     )
 

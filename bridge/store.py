@@ -6,15 +6,18 @@ rules every implementation keeps:
 
 - at most one conversation per identity that is not closed, however many claims race;
 - an agent message is stored once (its SID is its key), however often it is seen;
-- a reply is handed out once: one atomic take marks what it returns as delivered, and
-  takes only messages up to their conversation's sync mark (every message below the mark
-  is known, so no earlier reply can turn up after a later one was handed out);
+- a reply is handed out under a lease: one atomic take leases what it returns (none
+  leased by another call still in time), and only messages up to their conversation's
+  sync mark (every message below the mark is known, so no earlier reply can turn up after
+  a later one was handed out); it counts as delivered when the lease is confirmed, and is
+  deliverable again when the lease is released or runs out;
 - a user message is stored before it is posted, and leaves the outbox only as ``sent`` or
   ``failed``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -23,6 +26,8 @@ ConversationState = Literal["opening", "open", "closed"]
 #: the bridge, or nobody (it vanished from Twilio: deleted, or the sandbox restarted).
 ClosedBy = Literal["agent", "user", "lost"]
 OutboxState = Literal["pending", "sent", "failed"]
+#: ``after`` for a caller that has seen no reply of the user's latest conversation yet.
+NOTHING_SEEN = "none"
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,12 @@ class AgentMessage:
     author: str
     body: str
     sent_at: str
+
+
+@dataclass(frozen=True)
+class LeasedReply:
+    message: AgentMessage
+    leased: bool  # False: delivered before, returned again because it follows ``after``
 
 
 @dataclass(frozen=True)
@@ -146,9 +157,22 @@ class Store(Protocol):
     ) -> bool:
         """Move the sync mark from ``expected`` to ``index``; False if it was elsewhere."""
 
-    async def take_undelivered_for(self, identity: str) -> list[AgentMessage]:
-        """Every deliverable reply not handed out to ``identity`` yet, marked delivered:
-        older conversations first, then by index."""
+    async def take_replies(
+        self, identity: str, lease: str, until: float, after: str | None = None
+    ) -> list[LeasedReply]:
+        """Lease to ``lease`` (until the unix time ``until``) every deliverable reply of
+        ``identity`` not delivered yet and not leased by another call in time. With
+        ``after`` (a reply's message SID), that reply and every one before it count as
+        delivered (the caller saw them), and every reply that follows it is returned,
+        delivered or not; with NOTHING_SEEN, every reply of the latest conversation is. An
+        ``after`` that is not one of the identity's replies is ignored. Older
+        conversations first, then by index."""
+
+    async def confirm_replies(self, lease: str) -> int:
+        """The lease's replies reached the caller: delivered. Returns how many."""
+
+    async def release_replies(self, lease: str, message_sids: Sequence[str] | None = None) -> None:
+        """The lease's replies (or those of them named) did not reach the caller."""
 
     # --- the outbox ---------------------------------------------------------------------
     async def enqueue_message(

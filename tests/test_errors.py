@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
@@ -30,6 +31,9 @@ def error_of(response: httpx.Response) -> tuple[int, str]:
         (b'{"msg": 42}', (400, "invalid_msg")),
         (b'{"msg": null}', (400, "invalid_msg")),
         (b'{"msg": "hi", "context": 7}', (400, "invalid_context")),
+        (b'{"msg": "\\ud800"}', (400, "invalid_json")),  # a lone surrogate
+        (b'{"msg": "hi", "context": "\\udfff"}', (400, "invalid_json")),
+        (b'{"msg": "\\u0000 \\u0000"}', (400, "invalid_msg")),  # only NUL and space
     ],
 )
 def test_bad_send_bodies(server: LiveServer, content: bytes, expected: tuple[int, str]) -> None:
@@ -114,3 +118,44 @@ def test_twilio_refusing_credentials_is_502(make_server: ServerFactory, tmp_path
         404,
         "not_found",
     )
+
+
+@pytest.mark.parametrize("after", ["IM123", "bogus", "IM" + "g" * 32, "none "])
+def test_a_malformed_after_is_refused(server: LiveServer, after: str) -> None:
+    response = httpx.get(f"{server.url}/replies/alice", params={"after": after})
+    assert error_of(response) == (400, "invalid_after")
+
+
+async def test_too_many_waits_of_one_user_get_429(make_server: ServerFactory) -> None:
+    server = make_server(REPLY_WAIT_SECONDS="3", MAX_WAITING_PER_USER="1")
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        await http.post("/send/wes", json={"msg": "hi"})
+        first = asyncio.ensure_future(http.get("/replies/wes", params={"wait": "2"}))
+        await asyncio.sleep(0.3)
+        second = await http.get("/replies/wes", params={"wait": "2"})
+        assert error_of(second) == (429, "too_many_waiting")
+        assert int(second.headers["Retry-After"]) >= 1
+        assert (await first).status_code == 200
+
+
+def test_new_conversations_beyond_the_rate_get_429_busy(make_server: ServerFactory) -> None:
+    server = make_server(NEW_CONVERSATIONS_PER_MINUTE="1")
+    assert httpx.post(f"{server.url}/send/first", json={"msg": "hi"}, timeout=30).status_code == 200
+    refused = httpx.post(f"{server.url}/send/second", json={"msg": "hi"}, timeout=30)
+    assert error_of(refused) == (429, "busy")
+    assert int(refused.headers["Retry-After"]) >= 1
+    # The first user, whose conversation is open, is not held up.
+    assert (
+        httpx.post(f"{server.url}/send/first", json={"msg": "more"}, timeout=30).status_code == 200
+    )
+
+
+def test_nul_characters_are_dropped_from_messages(server: LiveServer) -> None:
+    from tests.conftest import Agent, twilio_client
+
+    httpx.post(
+        f"{server.url}/send/nil", json={"msg": "a\u0000b", "context": "c\u0000d"}, timeout=30
+    )
+    agent = Agent(twilio_client(server))
+    bodies = [body for _, body in agent.messages(agent.only_conversation())]
+    assert bodies == ["Context from the assistant: cd", "ab"]

@@ -270,7 +270,7 @@ async def test_replies_before_any_conversation(client: httpx.AsyncClient) -> Non
 
 
 async def test_healthz_is_fast_while_fifty_requests_wait(make_server: ServerFactory) -> None:
-    server = make_server(REPLY_WAIT_SECONDS="3")
+    server = make_server(REPLY_WAIT_SECONDS="3", MAX_WAITING_PER_USER="50")
     limits = httpx.Limits(max_connections=100)
     async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as client:
         await send(client, "olga", "start")  # the conversation exists; now 50 waiters
@@ -307,3 +307,24 @@ async def test_identity_is_the_same_across_restarts(make_server: ServerFactory) 
     # The sandbox lost its memory with the process: the bridge opened a fresh conversation
     # for the same identity rather than failing on the vanished one.
     assert sandbox[0].participants.list()[0].identity == identity_before
+
+
+async def test_answers_stay_under_the_assistants_limit(
+    client: httpx.AsyncClient, agent: Agent
+) -> None:
+    """GPT Actions refuse answers over 100,000 characters: a long backlog comes in parts."""
+    await send(client, "max", "hello")
+    sid = agent.only_conversation()
+    bodies = [f"{n:02d}" + "y" * 1598 for n in range(80)]
+    for body in bodies:
+        await asyncio.to_thread(agent.reply, sid, body)
+    got: list[str] = []
+    for _ in range(5):
+        response = await client.get("/replies/max", params={"wait": "1"})
+        assert len(response.content) < 100_000
+        answer = response.json()
+        got += [r["body"] for r in answer["replies"]]
+        if len(got) == len(bodies):
+            break
+        assert "More replies are waiting" in answer["note"]
+    assert got == bodies

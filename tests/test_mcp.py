@@ -69,7 +69,7 @@ async def test_tools_are_listed_with_schemas(server: LiveServer) -> None:
     assert set(send.input_schema["properties"]) == {"message", "context"}
     assert "human" in (send.description or "")
     replies = listed["get_agent_replies"]
-    assert set(replies.input_schema["properties"]) == {"wait_seconds"}
+    assert set(replies.input_schema["properties"]) == {"wait_seconds", "after_id"}
     assert not replies.input_schema.get("required")
     assert listed["end_human_conversation"].input_schema.get("properties", {}) == {}
     for tool in listed.values():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,6 +22,14 @@ async def db(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     opened = await open_sqlite_store(tmp_path / "nested" / "bridge.db")
     yield opened
     await opened.close()
+
+
+async def take(db: SqliteStore, identity: str) -> list[AgentMessage]:
+    """Take and confirm at once: what one answer that reached its caller hands out."""
+    lease = secrets.token_hex(8)
+    taken = await db.take_replies(identity, lease, time.time() + 60)
+    await db.confirm_replies(lease)
+    return [item.message for item in taken]
 
 
 def message(n: int) -> AgentMessage:
@@ -55,18 +65,18 @@ async def test_agent_messages_are_stored_once_and_handed_out_once(db: SqliteStor
     conv = await db.claim_conversation("who")
     assert await db.record_agent_messages(conv.id, [message(1), message(3)], 3) == 2
     assert await db.record_agent_messages(conv.id, [message(1), message(3)], 3) == 0
-    assert [m.idx for m in await db.take_undelivered_for("who")] == [1, 3]
-    assert await db.take_undelivered_for("who") == []
+    assert [m.idx for m in await take(db, "who")] == [1, 3]
+    assert await take(db, "who") == []
     await db.record_agent_messages(conv.id, [message(5)], 6)
-    assert [m.body for m in await db.take_undelivered_for("who")] == ["reply 5"]
+    assert [m.body for m in await take(db, "who")] == ["reply 5"]
     assert (await db.conversation_by_id(conv.id)).synced_index == 6
-    assert await db.take_undelivered_for("someone else") == []
+    assert await take(db, "someone else") == []
 
 
 async def test_concurrent_takes_never_share_a_message(db: SqliteStore) -> None:
     conv = await db.claim_conversation("who")
     await db.record_agent_messages(conv.id, [message(n) for n in range(50)], 49)
-    results = await asyncio.gather(*[db.take_undelivered_for("who") for _ in range(10)])
+    results = await asyncio.gather(*[take(db, "who") for _ in range(10)])
     handed = [m.idx for batch in results for m in batch]
     assert sorted(handed) == list(range(50))
 
@@ -78,7 +88,7 @@ async def test_an_older_conversations_replies_come_first(db: SqliteStore) -> Non
     await db.mark_closed(first.id, "agent")
     second = await db.claim_conversation("who")
     await db.record_agent_messages(second.id, [message(2), message(1)], 2)
-    assert [m.idx for m in await db.take_undelivered_for("who")] == [7, 1, 2]
+    assert [m.idx for m in await take(db, "who")] == [7, 1, 2]
 
 
 async def test_migration_keeps_what_the_delivery_cursor_had_handed_out(tmp_path: Path) -> None:
@@ -101,7 +111,7 @@ async def test_migration_keeps_what_the_delivery_cursor_had_handed_out(tmp_path:
         )
     db = await open_sqlite_store(path)
     try:
-        assert [m.idx for m in await db.take_undelivered_for("who")] == [3]
+        assert [m.idx for m in await take(db, "who")] == [3]
     finally:
         await db.close()
 
@@ -117,10 +127,10 @@ async def test_replies_behind_a_gap_wait_for_it(db: SqliteStore) -> None:
     conv = await db.claim_conversation("who")
     await db.record_agent_messages(conv.id, [message(0)], 0)
     await db.record_agent_messages(conv.id, [message(3)])  # 1 and 2 unseen
-    assert [m.idx for m in await db.take_undelivered_for("who")] == [0]
+    assert [m.idx for m in await take(db, "who")] == [0]
     assert await db.conversations_with_gaps() == [conv.id]
     await db.record_agent_messages(conv.id, [message(1)], 3)  # 2 was the user's
-    assert [m.idx for m in await db.take_undelivered_for("who")] == [1, 3]
+    assert [m.idx for m in await take(db, "who")] == [1, 3]
     assert await db.conversations_with_gaps() == []
 
 
@@ -145,3 +155,44 @@ async def test_health_checks_leave_nothing_behind(db: SqliteStore) -> None:
     await db.ping()
     assert "writable" in await db.check_writable()
     assert await db.fetch("SELECT * FROM settings WHERE key = 'doctor_write_probe'") == []
+
+
+async def test_a_leased_reply_is_delivered_once_confirmed_and_again_once_released(
+    db: SqliteStore,
+) -> None:
+    conv = await db.claim_conversation("who")
+    await db.record_agent_messages(conv.id, [message(0), message(1)], 1)
+    first = await db.take_replies("who", "lease-1", time.time() + 60)
+    assert [item.message.idx for item in first] == [0, 1] and all(i.leased for i in first)
+    assert await db.take_replies("who", "lease-2", time.time() + 60) == []  # in flight
+    await db.release_replies("lease-1", [first[1].message.message_sid])
+    again = await db.take_replies("who", "lease-3", time.time() + 60)
+    assert [item.message.idx for item in again] == [1]
+    assert await db.confirm_replies("lease-1") == 1
+    assert await db.confirm_replies("lease-3") == 1
+    assert await db.take_replies("who", "lease-4", time.time() + 60) == []
+
+
+async def test_a_lease_that_ran_out_hands_the_reply_out_again(db: SqliteStore) -> None:
+    conv = await db.claim_conversation("who")
+    await db.record_agent_messages(conv.id, [message(0)], 0)
+    await db.take_replies("who", "lost", time.time() - 1)  # the caller's process died
+    again = await db.take_replies("who", "next", time.time() + 60)
+    assert [item.message.idx for item in again] == [0]
+    assert await db.confirm_replies("lost") == 0  # too late: it belongs to "next" now
+
+
+async def test_after_returns_everything_following_a_reply_in_any_state(db: SqliteStore) -> None:
+    first = await db.claim_conversation("who")
+    await db.mark_open(first.id, "CH1")
+    await db.record_agent_messages(first.id, [message(0), message(1)], 1)
+    await db.mark_closed(first.id, "agent")
+    second = await db.claim_conversation("who")
+    await db.record_agent_messages(second.id, [message(2), message(3)], 3)
+    assert len(await take(db, "who")) == 4  # all delivered
+    repeated = await db.take_replies("who", "l", time.time() + 60, after=message(1).message_sid)
+    assert [(item.message.idx, item.leased) for item in repeated] == [(2, False), (3, False)]
+    # Another user's reply id is not a position in this user's replies.
+    other = await db.claim_conversation("other")
+    await db.record_agent_messages(other.id, [message(9)], 9)
+    assert await db.take_replies("who", "m", time.time() + 60, after=message(9).message_sid) == []

@@ -43,3 +43,19 @@ class RateLimited(HandoffError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"retry after {retry_after} s")
         self.retry_after = retry_after
+
+
+class TooManyWaiting(HandoffError):
+    """The user already has the most calls waiting at once that one user may."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class Busy(HandoffError):
+    """New conversations are arriving faster than NEW_CONVERSATIONS_PER_MINUTE."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"retry after {retry_after} s")
+        self.retry_after = retry_after

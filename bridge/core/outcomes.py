@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from bridge.store import AgentMessage, ClosedBy
+from bridge.store import ClosedBy
 
 Outcome = Literal[
     "answered",  # replies are here
@@ -38,14 +38,15 @@ class Reply:
     sent_at: str
 
 
-def replies_of(messages: list[AgentMessage]) -> list[Reply]:
-    return [Reply(id=m.message_sid, body=m.body, sent_at=m.sent_at) for m in messages]
-
-
 @dataclass(frozen=True)
 class HandoffResult:
     outcome: Outcome
     replies: list[Reply]
+    #: Under which lease the replies were taken: the front door confirms it once the
+    #: answer reached the caller, or releases it (see bridge.core.handout).
+    lease: str | None = None
+    #: More replies are waiting: this answer was full.
+    more: bool = False
 
     @property
     def status(self) -> Status:

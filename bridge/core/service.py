@@ -20,6 +20,7 @@ from bridge.conversations import (
 )
 from bridge.coordination import Coordination
 from bridge.core.errors import (
+    Busy,
     ContextTooLong,
     InvalidContext,
     InvalidMessage,
@@ -27,9 +28,10 @@ from bridge.core.errors import (
     MessageTooLong,
     RateLimited,
 )
+from bridge.core.handout import Handout
 from bridge.core.inbox import Inbox
 from bridge.core.outbox import Outbox
-from bridge.core.outcomes import HandoffResult, closed_outcome, replies_of
+from bridge.core.outcomes import HandoffResult, closed_outcome
 from bridge.core.poller import Poller
 from bridge.core.reconciler import Reconciler
 from bridge.core.waiters import Waiters
@@ -49,6 +51,8 @@ class Limits:
     reply_wait_seconds: float = 30.0
     #: Messages one user may send per minute (RATE_LIMIT_PER_MINUTE).
     messages_per_minute: int = 30
+    #: Conversations all users together may open per minute (NEW_CONVERSATIONS_PER_MINUTE).
+    new_conversations_per_minute: int = 600
 
 
 def _storable(text: str) -> str | None:
@@ -101,6 +105,7 @@ class HandoffService:
         *,
         inbox: Inbox,
         outbox: Outbox,
+        handout: Handout,
         waiters: Waiters,
         reconciler: Reconciler,
         poller: Poller | None,
@@ -111,6 +116,7 @@ class HandoffService:
         self._coordination = coordination
         self.inbox = inbox
         self.outbox = outbox
+        self._handout = handout
         self._waiters = waiters
         self._reconciler = reconciler
         self._poller = poller
@@ -153,9 +159,10 @@ class HandoffService:
         """Check, store and post the user's message (opening a conversation if needed),
         then wait for the agent's reply.
 
-        Raises RateLimited, InvalidMessage, MessageTooLong, InvalidContext or
-        ContextTooLong, having stored nothing. ``profile`` (verified name and email, JSON)
-        is shown to the agent when the message opens a conversation. The whole call,
+        Raises RateLimited, InvalidMessage, MessageTooLong, InvalidContext, ContextTooLong
+        or Busy (too many new conversations at once), having stored nothing. ``profile``
+        (verified name and email, JSON) is shown to the agent when the message opens a
+        conversation. The whole call,
         posting included, takes about REPLY_WAIT_SECONDS (or ``wait_seconds`` when that
         is shorter); posting gets at least MIN_POST_SECONDS of it, however short the
         wait, so a healthy Twilio is not mistaken for a slow one.
@@ -167,6 +174,15 @@ class HandoffService:
             raise RateLimited(max(1, math.ceil(retry_in)))
         text = checked_message(message, self.limits.max_message_chars)
         summary = checked_context(context, self.limits.max_context_chars)
+        latest = await self._store.latest_conversation(identity)
+        if latest is None or latest.state == "closed":
+            # A new conversation: new identities (path names, MCP sessions) are free to
+            # make, so their conversations are counted across all users.
+            retry_in = await self._coordination.rate_limits.take(
+                "new-conversations", self.limits.new_conversations_per_minute
+            )
+            if retry_in:
+                raise Busy(max(1, math.ceil(retry_in)))
         loop = asyncio.get_running_loop()
         started = loop.time()
         wait = self.limits.reply_wait_seconds
@@ -175,13 +191,16 @@ class HandoffService:
         budget = max(MIN_POST_SECONDS, min(budget_seconds, wait))
         row = await self.outbox.submit(identity, text, summary, budget, profile=profile)
         if row.state == "pending":
-            replies = replies_of(await self._store.take_undelivered_for(identity))
-            return HandoffResult("queued", replies)
+            replies, lease, more = await self._handout.take(identity)
+            return HandoffResult("queued", replies, lease if replies else None, more)
         return await self._waiters.collect(identity, max(0.0, wait - (loop.time() - started)))
 
-    async def replies(self, identity: str, wait: float) -> HandoffResult:
+    async def replies(self, identity: str, wait: float, after: str | None = None) -> HandoffResult:
         """Replies not handed out yet, waiting up to ``wait`` seconds (capped at
-        REPLY_WAIT_SECONDS) for one."""
+        REPLY_WAIT_SECONDS) for one; with ``after`` (the id of the last reply the caller
+        saw), every reply after that one, including any whose answer never arrived.
+
+        Raises InvalidWait, or TooManyWaiting when the user already waits too often."""
         wait = min(checked_wait(wait), self.limits.reply_wait_seconds)
         if not self.push:
             latest = await self._store.latest_conversation(identity)
@@ -189,7 +208,15 @@ class HandoffService:
                 # Look now rather than at the poller's next tick, so wait=0 sees replies.
                 with contextlib.suppress(TwilioUnavailable):
                     await self.inbox.sync(latest.id)
-        return await self._waiters.collect(identity, wait)
+        return await self._waiters.collect(identity, wait, after, refuse_busy=True)
+
+    async def confirm(self, result: HandoffResult) -> None:
+        """The answer carrying ``result`` reached its caller: its replies are delivered."""
+        await self._handout.confirm(result)
+
+    async def release(self, identity: str, result: HandoffResult) -> None:
+        """The answer carrying ``result`` did not reach its caller: its replies go again."""
+        await self._handout.release(identity, result)
 
     async def end(self, identity: str) -> HandoffResult:
         """Close the user's conversation in Twilio (Flex sees it) and hand out last replies."""
@@ -204,8 +231,10 @@ class HandoffService:
             elif latest.state != "closed":
                 await self._store.mark_closed(latest.id, "user")
             closed = await self._store.conversation_by_id(latest.id)
-        replies = replies_of(await self._store.take_undelivered_for(identity))
-        return HandoffResult(closed_outcome(closed.closed_by), replies)
+        replies, lease, more = await self._handout.take(identity)
+        return HandoffResult(
+            closed_outcome(closed.closed_by), replies, lease if replies else None, more
+        )
 
     async def _close_for_user(self, latest: ConversationRow) -> None:
         """Close it in Twilio and mark it closed by the user, or say why not."""

@@ -13,21 +13,43 @@ from collections import Counter
 
 from bridge import logs
 from bridge.coordination import Wakeups
-from bridge.core.outcomes import HandoffResult, closed_outcome, replies_of
+from bridge.core.errors import TooManyWaiting
+from bridge.core.handout import Handout
+from bridge.core.outcomes import HandoffResult, Outcome, closed_outcome
 from bridge.core.poller import Poller
 from bridge.metrics import Metrics
-from bridge.store import Store
+from bridge.store import ConversationRow, Store
 
 log = logging.getLogger(__name__)
+
+#: What a caller refused for waiting too much at once is told to wait.
+BUSY_RETRY_SECONDS = 5
 
 
 class Waiters:
     def __init__(
-        self, store: Store, wakeups: Wakeups, metrics: Metrics, poller: Poller | None
+        self,
+        store: Store,
+        wakeups: Wakeups,
+        handout: Handout,
+        metrics: Metrics,
+        poller: Poller | None,
+        *,
+        max_per_user: int = 10,
+        max_total: int = 20_000,
     ) -> None:
-        """With a ``poller`` (webhooks off), conversations someone waits on are polled."""
+        """With a ``poller`` (webhooks off), conversations someone waits on are polled.
+
+        At most ``max_per_user`` calls of one user and ``max_total`` in all wait at once:
+        one caller must not hold thousands of waits.
+        """
         self._store = store
         self._wakeups = wakeups
+        self._handout = handout
+        self._max_per_user = max_per_user
+        self._max_total = max_total
+        self._waiting: Counter[str] = Counter()
+        self._waiting_total = 0
         self._metrics = metrics
         self._poller = poller
         self._waited_on: Counter[int] = Counter()
@@ -42,17 +64,36 @@ class Waiters:
         self._closing = True
         self._wakeups.wake_all_here()
 
-    async def collect(self, identity: str, wait: float) -> HandoffResult:
-        """Hand out undelivered replies, waiting up to ``wait`` seconds for the first.
+    async def collect(
+        self, identity: str, wait: float, after: str | None = None, *, refuse_busy: bool = False
+    ) -> HandoffResult:
+        """Hand out undelivered replies (and, with ``after``, every reply after that one),
+        waiting up to ``wait`` seconds for the first.
 
-        Two trips to the store per look (take the replies, read the conversation's state).
+        When the user already has the most calls waiting, ``refuse_busy`` raises
+        TooManyWaiting (nothing taken); otherwise, as when every waiting place is taken,
+        the call looks once without waiting. Two trips to the store per look.
         """
+        if wait > 0 and self._waiting[identity] >= self._max_per_user:
+            if refuse_busy:
+                raise TooManyWaiting(BUSY_RETRY_SECONDS)
+            wait = 0
+        if wait > 0 and self._waiting_total >= self._max_total:
+            wait = 0
         loop = asyncio.get_running_loop()
         started = loop.time()
-        result = await self._look_and_wait(identity, started + wait)
+        if wait > 0:
+            self._waiting[identity] += 1
+            self._waiting_total += 1
+        try:
+            result = await self._look_and_wait(identity, started + wait, after)
+        finally:
+            if wait > 0:
+                self._waiting_total -= 1
+                self._waiting[identity] -= 1
+                if self._waiting[identity] <= 0:
+                    del self._waiting[identity]
         self._metrics.wait_seconds.labels(result.status).observe(loop.time() - started)
-        if result.replies:
-            self._metrics.replies_delivered.inc(len(result.replies))
         logs.event(
             log,
             "replies.handed_out",
@@ -62,22 +103,43 @@ class Waiters:
         )
         return result
 
-    async def _look_and_wait(self, identity: str, deadline: float) -> HandoffResult:
+    async def _look(
+        self, identity: str, after: str | None
+    ) -> tuple[HandoffResult | None, ConversationRow | None]:
+        """An answer, if there is one to give now (replies, or no open conversation), and
+        the identity's latest conversation."""
+        replies, lease, more = await self._handout.take(identity, after)
+        try:
+            latest = await self._store.latest_conversation(identity)
+        except BaseException:  # cancelled (the caller went away) or failed: not handed out
+            await self._handout.release(identity, HandoffResult("waiting", replies, lease))
+            raise
+
+        def taken(outcome: Outcome) -> HandoffResult:
+            return HandoffResult(outcome, replies, lease if replies else None, more)
+
+        if latest is None:
+            return taken("none_yet"), None
+        if latest.sid:
+            logs.conversation_sid.set(latest.sid)
+        if latest.state == "closed":
+            return taken(closed_outcome(latest.closed_by)), latest
+        if replies:
+            return taken("answered"), latest
+        return None, latest
+
+    async def _look_and_wait(
+        self, identity: str, deadline: float, after: str | None
+    ) -> HandoffResult:
         loop = asyncio.get_running_loop()
         watched: int | None = None
         try:
             while True:
                 woken = self._wakeups.event(identity)
-                replies = replies_of(await self._store.take_undelivered_for(identity))
-                latest = await self._store.latest_conversation(identity)
-                if latest is None:
-                    return HandoffResult("none_yet", replies)
-                if latest.sid:
-                    logs.conversation_sid.set(latest.sid)
-                if latest.state == "closed":
-                    return HandoffResult(closed_outcome(latest.closed_by), replies)
-                if replies:
-                    return HandoffResult("answered", replies)
+                found, latest = await self._look(identity, after)
+                if found is not None:
+                    return found
+                assert latest is not None
                 remaining = deadline - loop.time()
                 if remaining <= 0 or self._closing:
                     queued = await self._store.pending_messages(identity)

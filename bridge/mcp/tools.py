@@ -27,11 +27,13 @@ from bridge import logs
 from bridge.auth.caller import Caller
 from bridge.conversations import TwilioError, TwilioUnavailable
 from bridge.core.errors import (
+    Busy,
     ContextTooLong,
     HandoffError,
     InvalidMessage,
     MessageTooLong,
     RateLimited,
+    TooManyWaiting,
 )
 from bridge.core.outcomes import HandoffResult
 from bridge.core.service import MAX_CONTEXT_CHARS
@@ -76,7 +78,7 @@ HandoffToolResult = Annotated[CallToolResult, HandoffOut]
 
 
 def render(result: HandoffResult) -> CallToolResult:
-    data = result.to_json(note(result.outcome, WORDS))
+    data = result.to_json(note(result.outcome, WORDS, more=result.more))
     lines = [f"Status: {result.status}"]
     if result.replies:
         lines.append("Replies from the human agent:")
@@ -166,7 +168,7 @@ class Handoff:
                 self._wait_cap(wired),
             )
         )
-        return render(result)
+        return await _delivered(wired, result)
 
     async def get_agent_replies(
         self,
@@ -180,20 +182,37 @@ class Handoff:
                 "Use 0 to look without waiting.",
             ),
         ] = None,
+        after_id: Annotated[
+            str | None,
+            Field(
+                pattern=r"^(IM[0-9a-fA-F]{32}|none)$",
+                description="The id of the last agent reply you showed the user, or 'none' "
+                "when you have shown none in this conversation yet. Every reply after it is "
+                "then returned, including one whose earlier result never reached you.",
+            ),
+        ] = None,
     ) -> HandoffToolResult:
         wired = self._services()
         identity, _profile = self._caller(ctx, wired)
         cap = self._wait_cap(wired)
         wait = cap if wait_seconds is None else min(wait_seconds, cap)
         result = await _as_tool_errors(
-            _with_progress(ctx, wired.handoff.replies(identity, wait), wait)
+            _with_progress(ctx, wired.handoff.replies(identity, wait, after_id), wait)
         )
-        return render(result)
+        return await _delivered(wired, result)
 
     async def end_human_conversation(self, ctx: Context[Any, Any]) -> HandoffToolResult:
         wired = self._services()
         identity, _profile = self._caller(ctx, wired)
-        return render(await _as_tool_errors(wired.handoff.end(identity)))
+        return await _delivered(wired, await _as_tool_errors(wired.handoff.end(identity)))
+
+
+async def _delivered(wired: Services, result: HandoffResult) -> CallToolResult:
+    """The result, its replies counted as delivered: the SDK sends it once the tool
+    returns, and a caller that cancels first never gets here (the lease then runs out
+    and the replies are handed out again)."""
+    await wired.handoff.confirm(result)
+    return render(result)
 
 
 async def _as_tool_errors(work: Awaitable[T]) -> T:
@@ -229,6 +248,16 @@ def _refusal(error: HandoffError) -> str:
         )
     if isinstance(error, ContextTooLong):
         return f"'context' must be at most {error.limit} characters: summarise it."
+    if isinstance(error, TooManyWaiting):
+        return (
+            "This user already has several calls waiting for the agent's reply; wait for "
+            f"them, or try again in {error.retry_after} seconds."
+        )
+    if isinstance(error, Busy):
+        return (
+            "The support line is taking many new conversations right now: tell the user, "
+            f"and try again in {error.retry_after} seconds."
+        )
     return f"The request was refused: {error}."
 
 

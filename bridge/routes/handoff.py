@@ -6,9 +6,11 @@ called; its refusals become JSON errors in :mod:`bridge.errors`.
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterator
 from typing import Any
 
-from quart import Blueprint, request
+from quart import Blueprint, Response, current_app, request
 
 from bridge import logs
 from bridge.core.outcomes import HandoffResult
@@ -17,11 +19,14 @@ from bridge.identity import for_username
 from bridge.notes import Vocabulary, note
 from bridge.request_body import json_or_none
 from bridge.routes import services
+from bridge.store import NOTHING_SEEN
 
 handoff = Blueprint("handoff", __name__)
 
 #: The API's operations as the OpenAPI contract names them (what the model calls).
 WORDS = Vocabulary(send="sendMessage", replies="getReplies")
+#: ``after``: a reply's id (a Twilio message SID), or "none" (no reply seen yet).
+AFTER = re.compile(rf"IM[0-9a-fA-F]{{32}}|{NOTHING_SEEN}")
 
 
 async def identify(username: str) -> tuple[str, str | None]:
@@ -37,8 +42,29 @@ async def identify(username: str) -> tuple[str, str | None]:
     return identity, caller.profile
 
 
-def answer(result: HandoffResult) -> dict[str, object]:
-    return result.to_json(note(result.outcome, WORDS))
+def answer(identity: str, result: HandoffResult) -> Response:
+    """The answer, its replies counted delivered only once it was written to the caller's
+    connection; if the caller went away first, they are handed out again."""
+    data = result.to_json(note(result.outcome, WORDS, more=result.more))
+    body = (current_app.json.dumps(data) + "\n").encode()
+    handoff = services().handoff
+    if result.lease is None:
+        return Response(body, content_type="application/json")
+
+    async def delivering() -> AsyncIterator[bytes]:
+        written = False
+        try:
+            yield body
+            written = True  # asked for more: the body went out to a connection still open
+        finally:
+            if written:
+                await handoff.confirm(result)
+            else:
+                await handoff.release(identity, result)
+
+    response = Response(delivering(), content_type="application/json")
+    response.headers["Content-Length"] = str(len(body))
+    return response
 
 
 async def _json_object() -> dict[str, Any]:
@@ -53,26 +79,33 @@ async def _json_object() -> dict[str, Any]:
 
 
 @handoff.post("/send/<username>")
-async def send_message(username: str) -> dict[str, object]:
+async def send_message(username: str) -> Response:
     identity, profile = await identify(username)
     body = await _json_object()
     result = await services().handoff.send(
         identity, body.get("msg"), body.get("context"), profile=profile
     )
-    return answer(result)
+    return answer(identity, result)
 
 
 @handoff.get("/replies/<username>")
-async def get_replies(username: str) -> dict[str, object]:
+async def get_replies(username: str) -> Response:
     identity, _ = await identify(username)
     try:
         wait = float(request.args.get("wait", "0"))
     except ValueError:
         raise ApiError(400, "invalid_wait", "'wait' must be a number of seconds.") from None
-    return answer(await services().handoff.replies(identity, wait))
+    after = request.args.get("after") or None
+    if after is not None and not AFTER.fullmatch(after):
+        raise ApiError(
+            400,
+            "invalid_after",
+            "'after' must be the id of a reply, as answered (IM…), or none.",
+        )
+    return answer(identity, await services().handoff.replies(identity, wait, after))
 
 
 @handoff.post("/end/<username>")
-async def end_conversation(username: str) -> dict[str, object]:
+async def end_conversation(username: str) -> Response:
     identity, _ = await identify(username)
-    return answer(await services().handoff.end(identity))
+    return answer(identity, await services().handoff.end(identity))

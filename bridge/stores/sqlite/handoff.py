@@ -6,11 +6,15 @@ import contextlib
 import json
 import secrets
 import sqlite3
+import time
+from collections.abc import Sequence
 
 from bridge.store import (
+    NOTHING_SEEN,
     AgentMessage,
     ClosedBy,
     ConversationRow,
+    LeasedReply,
     OperationalCounts,
     OutboxRow,
 )
@@ -154,23 +158,82 @@ class HandoffTables(SqliteConnection):
         )
         return bool(moved)
 
-    async def take_undelivered_for(self, identity: str) -> list[AgentMessage]:
-        # One statement, so of any number of concurrent callers exactly one gets each.
-        rows = await self.fetch(
-            "UPDATE agent_messages SET delivered_at = ?"
-            " WHERE delivered_at IS NULL"
+    async def take_replies(
+        self, identity: str, lease: str, until: float, after: str | None = None
+    ) -> list[LeasedReply]:
+        now = time.time()
+        seen = await self._position(identity, after) if after is not None else None
+        if seen is not None and after != NOTHING_SEEN:
+            # The caller saw that reply: it, and every one before it, reached them.
+            await self.fetch(
+                "UPDATE agent_messages SET delivered_at = ?, lease = NULL, leased_until = NULL"
+                " WHERE delivered_at IS NULL AND (conversation_id, idx) <= (?, ?)"
+                " AND conversation_id IN (SELECT id FROM conversations WHERE identity = ?)",
+                (now_text(), *seen, identity),
+            )
+        # One statement, so of any number of concurrent callers exactly one leases each.
+        taken = await self.fetch(
+            "UPDATE agent_messages SET lease = ?, leased_until = ?"
+            " WHERE delivered_at IS NULL AND (lease IS NULL OR leased_until < ?)"
             " AND conversation_id IN (SELECT id FROM conversations WHERE identity = ?)"
             " AND idx <= (SELECT c.synced_index FROM conversations c"
             "             WHERE c.id = agent_messages.conversation_id)"
             " RETURNING conversation_id, message_sid, idx, author, body, sent_at",
-            (now_text(), identity),
+            (lease, until, now, identity),
         )
+        found = {row["message_sid"]: (row, True) for row in taken}
+        if seen is not None:
+            # Everything after what the caller last saw, in whatever state.
+            for row in await self.fetch(
+                "SELECT m.conversation_id, m.message_sid, m.idx, m.author, m.body, m.sent_at"
+                " FROM agent_messages m JOIN conversations c ON c.id = m.conversation_id"
+                " WHERE c.identity = ? AND m.idx <= c.synced_index"
+                " AND (m.conversation_id, m.idx) > (?, ?)",
+                (identity, *seen),
+            ):
+                found.setdefault(row["message_sid"], (row, False))
         # Conversation ids grow with each new conversation, and RETURNING has no order.
-        rows.sort(key=lambda row: (row["conversation_id"], row["idx"]))
+        ordered = sorted(found.values(), key=lambda item: (item[0][0], item[0]["idx"]))
         return [
-            AgentMessage(row["message_sid"], row["idx"], row["author"], row["body"], row["sent_at"])
-            for row in rows
+            LeasedReply(
+                AgentMessage(
+                    row["message_sid"], row["idx"], row["author"], row["body"], row["sent_at"]
+                ),
+                leased,
+            )
+            for row, leased in ordered
         ]
+
+    async def _position(self, identity: str, after: str) -> tuple[int, int] | None:
+        """Where ``after`` stands among the identity's replies: (conversation, index);
+        NOTHING_SEEN is just before the latest conversation; None when not theirs."""
+        if after == NOTHING_SEEN:
+            row = await self.fetch_one(
+                "SELECT MAX(id), -1 FROM conversations WHERE identity = ?", (identity,)
+            )
+        else:
+            row = await self.fetch_one(
+                "SELECT m.conversation_id, m.idx FROM agent_messages m"
+                " JOIN conversations c ON c.id = m.conversation_id"
+                " WHERE m.message_sid = ? AND c.identity = ?",
+                (after, identity),
+            )
+        return (int(row[0]), int(row[1])) if row is not None and row[0] is not None else None
+
+    async def confirm_replies(self, lease: str) -> int:
+        confirmed = await self.fetch(
+            "UPDATE agent_messages SET delivered_at = ?, lease = NULL, leased_until = NULL"
+            " WHERE lease = ? AND delivered_at IS NULL RETURNING message_sid",
+            (now_text(), lease),
+        )
+        return len(confirmed)
+
+    async def release_replies(self, lease: str, message_sids: Sequence[str] | None = None) -> None:
+        await self.fetch(
+            "UPDATE agent_messages SET lease = NULL, leased_until = NULL WHERE lease = ?"
+            " AND (? IS NULL OR message_sid IN (SELECT value FROM json_each(?)))",
+            (lease, None if message_sids is None else 1, json.dumps(list(message_sids or ()))),
+        )
 
     # --- the outbox ---------------------------------------------------------------------
 
