@@ -141,7 +141,7 @@ def test_metrics_token(make_server: ServerFactory) -> None:
     assert right.status_code == 200 and "flexbridge_handoffs_started_total" in right.text
     # Non-ASCII bytes in the token (compare_digest refuses such str): a 401, not a 500.
     hostile = httpx.get(
-        f"{server.url}/metrics", headers={"Authorization": "Bearer métriques-ü".encode()}
+        f"{server.url}/metrics", headers={b"Authorization": "Bearer métriques-ü".encode()}
     )
     assert (hostile.status_code, hostile.json()["error"]["code"]) == (401, "unauthorized")
 
