@@ -347,7 +347,7 @@ class ConversationsClient:
 
     async def webhook_targets(self, sid: str) -> list[str]:
         found = await self._call(
-            "list_webhooks", self._v1.conversations(sid).webhooks.list_async(page_size=50)
+            "list_webhooks", self._v1.conversations(sid).webhooks.list_async(page_size=5)
         )
         return [w.target for w in found]
 

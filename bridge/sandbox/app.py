@@ -9,14 +9,16 @@ import logging
 from quart import Quart, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from bridge.sandbox.api import API_PREFIX, api, twilio_error
 from bridge.sandbox.console import console
 from bridge.sandbox.control import control
+from bridge.sandbox.conversations.api import API_PREFIX, api
+from bridge.sandbox.conversations.state import Account
+from bridge.sandbox.conversations.webhooks import WebhookDispatcher
 from bridge.sandbox.faults import Faults, Stats
 from bridge.sandbox.idp import IdentityProvider, IdpClient, idp
 from bridge.sandbox.outbound import WebhookTargets
-from bridge.sandbox.state import Account, EmulatorError, now
-from bridge.sandbox.webhooks import WebhookDispatcher
+from bridge.sandbox.shared.clock import now
+from bridge.sandbox.shared.errors import EmulatorError, twilio_error
 
 log = logging.getLogger(__name__)
 

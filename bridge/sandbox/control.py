@@ -5,9 +5,9 @@ from __future__ import annotations
 from quart import Blueprint, current_app, jsonify, request
 from quart.wrappers import Response
 
-from bridge.sandbox.api import authenticate
 from bridge.sandbox.faults import Faults, Stats
-from bridge.sandbox.state import invalid
+from bridge.sandbox.shared.errors import invalid
+from bridge.sandbox.shared.rest import authenticate
 
 control = Blueprint("sandbox_control", __name__, url_prefix="/sandbox/control")
 control.before_request(authenticate)

@@ -16,7 +16,8 @@ from twilio.request_validator import RequestValidator
 from twilio.rest import Client
 
 from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FLOW_SID
-from bridge.sandbox.state import Account, now, parse_duration
+from bridge.sandbox.conversations.state import Account
+from bridge.sandbox.shared.clock import now, parse_duration
 from tests.conftest import LiveServer, ServerFactory, free_port, twilio_client
 from tests.sandbox.spec import assert_matches
 
@@ -440,3 +441,18 @@ def test_webhook_urls_are_only_the_bridges_own_by_default(
         configuration_filters=["onMessageAdded"],
     )
     assert own.sid.startswith("WH")
+
+
+def test_lists_refuse_a_page_size_over_twilios_maximum(twilio: Client, raw: httpx.Client) -> None:
+    """Webhooks are listed at most 5 at a time, the rest at most 100 (the API description)."""
+    sid = twilio.conversations.v1.conversations.create().sid
+    assert raw.get(f"/v1/Conversations/{sid}/Webhooks", params={"PageSize": 5}).status_code == 200
+    refused = raw.get(f"/v1/Conversations/{sid}/Webhooks", params={"PageSize": 50})
+    assert refused.status_code == 400 and refused.json()["code"] == 20001
+    assert raw.get("/v1/Conversations", params={"PageSize": 100}).status_code == 200
+    assert raw.get("/v1/Conversations", params={"PageSize": 101}).status_code == 400
+    # The twilio library pages through the rest: 5 webhooks, listed 2 at a time.
+    webhooks = twilio.conversations.v1.conversations(sid).webhooks
+    for n in range(5):
+        webhooks.create(target="webhook", configuration_url=f"https://example.com/events/{n}")
+    assert len(webhooks.list(page_size=2)) == 5

@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 import aiohttp
 from twilio.request_validator import RequestValidator
 
+from bridge.sandbox.conversations.state import Account, Event
 from bridge.sandbox.faults import Faults, Stats
-from bridge.sandbox.state import Account, Event
 
 log = logging.getLogger(__name__)
 

@@ -7,13 +7,14 @@ timers see the same state and emit the same events.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal, cast
+
+from bridge.sandbox.shared.clock import iso, new_sid, now
+from bridge.sandbox.shared.errors import EmulatorError, check_json_attributes, invalid, not_found
 
 State = Literal["initializing", "inactive", "active", "closed"]
 Source = Literal["API", "SDK"]
@@ -31,61 +32,6 @@ WEBHOOK_EVENTS = (
     "onParticipantRemoved",
     "onDeliveryUpdated",
 )
-
-
-def new_sid(prefix: str) -> str:
-    """A Twilio-shaped SID: two-letter prefix and 32 lowercase hex digits."""
-    return prefix + secrets.token_hex(16)
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-_DURATION = re.compile(r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?$")
-
-
-def parse_duration(text: str) -> timedelta | None:
-    """ISO 8601 duration (days, hours, minutes, seconds), or None if malformed."""
-    match = _DURATION.match(text)
-    if not match or text in ("P", "PT") or text.endswith("T"):
-        return None
-    parts = {k: int(v) if v else 0 for k, v in match.groupdict().items()}
-    return timedelta(days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"])
-
-
-class EmulatorError(Exception):
-    """An error answered the way Twilio answers it: ``{code, message, more_info, status}``."""
-
-    def __init__(self, status: int, code: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def not_found(path: str) -> EmulatorError:
-    return EmulatorError(404, 20404, f"The requested resource {path} was not found")
-
-
-def invalid(message: str) -> EmulatorError:
-    return EmulatorError(400, 20001, message)
-
-
-def check_json_attributes(attributes: str | None) -> str:
-    if attributes is None or attributes == "":
-        return "{}"
-    try:
-        json.loads(attributes)
-    except ValueError:
-        raise invalid(
-            "Invalid Attributes: the string must contain structurally valid JSON"
-        ) from None
-    return attributes
 
 
 @dataclass

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
-from urllib.parse import urlencode
+from typing import Any
 
-from bridge.sandbox.state import Account, Conversation, Message, Participant, Webhook, iso
-
-T = TypeVar("T")
+from bridge.sandbox.conversations.state import Account, Conversation, Message, Participant, Webhook
+from bridge.sandbox.shared.clock import iso
 
 
 def conversation(account: Account, base: str, conv: Conversation) -> dict[str, Any]:
@@ -87,43 +84,4 @@ def webhook(account: Account, base: str, hook: Webhook) -> dict[str, Any]:
         "date_created": iso(hook.date_created),
         "date_updated": iso(hook.date_updated),
         "url": f"{base}/v1/Conversations/{hook.conversation_sid}/Webhooks/{hook.sid}",
-    }
-
-
-def page(
-    *,
-    key: str,
-    items: Sequence[T],
-    render: Callable[[T], dict[str, Any]],
-    list_url: str,
-    page_size: int,
-    page_number: int,
-    filters: dict[str, str],
-) -> dict[str, Any]:
-    """One page of a list, with Twilio's ``meta`` block of absolute URLs.
-
-    ``PageToken`` carries the offset, so a next-page URL stays valid as new items arrive.
-    """
-
-    def url_for(number: int) -> str:
-        query = dict(filters)
-        query.update({"PageSize": str(page_size), "Page": str(number)})
-        if number > 0:
-            query["PageToken"] = f"PT{number * page_size}"
-        return f"{list_url}?{urlencode(query)}"
-
-    start = page_number * page_size
-    chunk = items[start : start + page_size]
-    has_next = start + page_size < len(items)
-    return {
-        key: [render(item) for item in chunk],
-        "meta": {
-            "page": page_number,
-            "page_size": page_size,
-            "first_page_url": url_for(0),
-            "previous_page_url": url_for(page_number - 1) if page_number > 0 else None,
-            "url": url_for(page_number),
-            "next_page_url": url_for(page_number + 1) if has_next else None,
-            "key": key,
-        },
     }

@@ -65,7 +65,7 @@ from quart import Blueprint, Response, current_app, jsonify, request
 from werkzeug.datastructures import MultiDict
 
 from bridge.config import SANDBOX_IDP_CLIENT_ID, SANDBOX_IDP_CLIENT_SECRET
-from bridge.sandbox.idp_pages import (
+from bridge.sandbox.idp.pages import (
     CONTENT_SECURITY_POLICY,
     error_page,
     page_security_policy,

@@ -1,9 +1,9 @@
 """The agent console at ``/sandbox/``: a stand-in for the Flex agent UI.
 
 The page is plain HTML, CSS and JavaScript from ``static/``. It reads the queue and the
-transcripts from the JSON endpoints below, hears about changes over Server-Sent Events and
-acts through :class:`~bridge.sandbox.state.Account` with ``source="SDK"``, so every action
-fires the same signed webhooks the Flex UI would cause.
+transcripts from the JSON endpoints below, hears about changes over Server-Sent Events
+and acts through :class:`~bridge.sandbox.conversations.state.Account` with
+``source="SDK"``, so every action fires the same signed webhooks the Flex UI would cause.
 """
 
 from __future__ import annotations
@@ -18,15 +18,9 @@ from typing import Any
 
 from quart import Blueprint, Response, current_app, jsonify, request
 
-from bridge.sandbox.state import (
-    Account,
-    Conversation,
-    EmulatorError,
-    Message,
-    Participant,
-    iso,
-    now,
-)
+from bridge.sandbox.conversations.state import Account, Conversation, Message, Participant
+from bridge.sandbox.shared.clock import iso, now
+from bridge.sandbox.shared.errors import EmulatorError
 
 STATIC = Path(__file__).parent / "static"
 

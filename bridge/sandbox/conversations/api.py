@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
-import hmac
 import json
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from quart import Blueprint, Response, current_app, jsonify, request
+from quart import Response, current_app, jsonify, request
 from werkzeug.datastructures import MultiDict
 
-from bridge.sandbox import resources
-from bridge.sandbox.faults import Faults, Stats
+from bridge.sandbox.conversations import resources
+from bridge.sandbox.conversations.state import Account, Conversation
 from bridge.sandbox.outbound import WebhookTargets
-from bridge.sandbox.state import Account, Conversation, EmulatorError, invalid, parse_duration
+from bridge.sandbox.shared.clock import parse_duration
+from bridge.sandbox.shared.errors import EmulatorError, invalid
+from bridge.sandbox.shared.rest import base_url, created, listing, no_content, read_form, twilio_api
 
 T = TypeVar("T")
 
+#: Where a client points ``client.conversations.base_url``.
 API_PREFIX = "/sandbox/twilio"
-api = Blueprint("twilio_api", __name__, url_prefix=f"{API_PREFIX}/v1")
+api = twilio_api("twilio_api", f"{API_PREFIX}/v1")
+
+#: The most each list answers at once (PageSize), per Twilio's API description.
+MAX_PAGE = {"Conversations": 100, "Participants": 100, "Messages": 100, "Webhooks": 5}
 
 
 def _account() -> Account:
@@ -31,70 +33,25 @@ def _account() -> Account:
 
 
 def _base() -> str:
-    """Absolute base of the API as the caller reached it (for ``url`` and paging links)."""
-    return f"{request.scheme}://{request.host}{request.root_path}{API_PREFIX}"
+    return base_url(API_PREFIX)
 
 
-async def authenticate() -> None:
-    header = request.headers.get("Authorization", "")
-    expected = (current_app.config["SANDBOX_ACCOUNT_SID"], current_app.config["SANDBOX_AUTH_TOKEN"])
-    if header.startswith("Basic "):
-        try:
-            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            user, password = "", ""
-        if hmac.compare_digest(user.encode(), expected[0].encode()) and hmac.compare_digest(
-            password.encode(), expected[1].encode()
-        ):
-            return
-    raise EmulatorError(401, 20003, "Authenticate")
-
-
-@api.before_request
-async def before_call() -> None:
-    """Authenticate, count the call, then apply the configured faults."""
-    await authenticate()
-    stats: Stats = current_app.config["SANDBOX_STATS"]
-    faults: Faults = current_app.config["SANDBOX_FAULTS"]
-    operation = (request.endpoint or "unknown").rsplit(".", 1)[-1]
-    stats.calls[operation] += 1
-    if faults.latency_ms:
-        await asyncio.sleep(faults.latency_ms / 1000)
-    if Faults.chance(faults.rate_429):
-        raise EmulatorError(429, 20429, "Too Many Requests")
-    if Faults.chance(faults.rate_500):
-        raise EmulatorError(500, 20500, "Internal Server Error")
-
-
-@api.after_request
-async def after_call(response: Response) -> Response:
-    """A write that took effect but whose answer is lost: the caller cannot tell."""
-    faults: Faults = current_app.config["SANDBOX_FAULTS"]
-    write = request.method in ("POST", "DELETE") and response.status_code < 300
-    if write and Faults.chance(faults.rate_lost_response):
-        return twilio_error(500, 20500, "Internal Server Error")
-    return response
-
-
-def twilio_error(status: int, code: int, message: str) -> Response:
-    """An error as Twilio answers it: ``{code, message, more_info, status}``."""
-    response = jsonify(
-        {
-            "code": code,
-            "message": message,
-            "more_info": f"https://www.twilio.com/docs/errors/{code}",
-            "status": status,
-        }
+def _listing(
+    key: str,
+    items: Sequence[T],
+    render: Callable[[Account, str, T], dict[str, Any]],
+    path: str,
+    filters: dict[str, str] | None = None,
+) -> Response:
+    account, base = _account(), _base()
+    return listing(
+        key,
+        items,
+        lambda item: render(account, base, item),
+        f"{base}/v1/{path}",
+        maximum=MAX_PAGE[path.rsplit("/", 1)[-1]],
+        filters=filters,
     )
-    response.status_code = status
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Basic realm="Twilio API"'
-    return response
-
-
-async def _form() -> MultiDict[str, str]:
-    form: MultiDict[str, str] = await request.form
-    return form
 
 
 def _webhooks_enabled() -> bool:
@@ -115,56 +72,6 @@ def _duration(form: MultiDict[str, str], name: str, minimum: timedelta) -> timed
     return value
 
 
-def _paging() -> tuple[int, int]:
-    try:
-        size = int(request.args.get("PageSize", "50"))
-        number = int(request.args.get("Page", "0"))
-    except ValueError:
-        raise invalid("PageSize and Page must be whole numbers") from None
-    if not 1 <= size <= 1000:
-        raise invalid("PageSize must be between 1 and 1000")
-    token = request.args.get("PageToken")
-    if token:
-        if not token.startswith("PT") or not token[2:].isdigit():
-            raise invalid("Invalid PageToken")
-        number = int(token[2:]) // size
-    if number < 0:
-        raise invalid("Page must not be negative")
-    return size, number
-
-
-def _listing(
-    key: str,
-    items: Sequence[T],
-    render: Callable[[Account, str, T], dict[str, Any]],
-    path: str,
-    filters: dict[str, str] | None = None,
-) -> Response:
-    """One page of ``items`` as Twilio lists them, from PageSize/Page/PageToken."""
-    account = _account()
-    size, number = _paging()
-    base = _base()
-    return jsonify(
-        resources.page(
-            key=key,
-            items=items,
-            render=lambda item: render(account, base, item),
-            list_url=f"{base}/v1/{path}",
-            page_size=size,
-            page_number=number,
-            filters=filters or {},
-        )
-    )
-
-
-def _created(body: dict[str, Any]) -> tuple[Response, int]:
-    return jsonify(body), 201
-
-
-def _no_content() -> Response:
-    return Response("", status=204)
-
-
 # --- Conversations --------------------------------------------------------------------------
 
 
@@ -182,16 +89,16 @@ def _new_conversation(account: Account, form: MultiDict[str, str]) -> Conversati
 
 @api.post("/Conversations")
 async def create_conversation() -> tuple[Response, int]:
-    form = await _form()
+    form = await read_form()
     conv = _new_conversation(_account(), form)
-    return _created(resources.conversation(_account(), _base(), conv))
+    return created(resources.conversation(_account(), _base(), conv))
 
 
 @api.post("/ConversationWithParticipants")
 async def create_conversation_with_participants() -> tuple[Response, int]:
     """A conversation and its participants in one call; all or nothing."""
     account = _account()
-    form = await _form()
+    form = await read_form()
     participants: list[dict[str, Any]] = []
     for raw in form.getlist("Participant"):
         try:
@@ -213,7 +120,7 @@ async def create_conversation_with_participants() -> tuple[Response, int]:
             attributes=attributes if isinstance(attributes, str) else None,
             webhooks_enabled=_webhooks_enabled(),
         )
-    return _created(resources.conversation(account, _base(), conv))
+    return created(resources.conversation(account, _base(), conv))
 
 
 @api.get("/Conversations")
@@ -242,7 +149,7 @@ async def fetch_conversation(sid: str) -> Response:
 async def update_conversation(sid: str) -> Response:
     account = _account()
     conv = account.get(sid)
-    form = await _form()
+    form = await read_form()
     account.update_conversation(
         conv,
         friendly_name=form.get("FriendlyName"),
@@ -260,7 +167,7 @@ async def update_conversation(sid: str) -> Response:
 async def delete_conversation(sid: str) -> Response:
     account = _account()
     account.delete_conversation(account.get(sid))
-    return _no_content()
+    return no_content()
 
 
 # --- Participants ---------------------------------------------------------------------------
@@ -270,7 +177,7 @@ async def delete_conversation(sid: str) -> Response:
 async def create_participant(sid: str) -> tuple[Response, int]:
     account = _account()
     conv = account.get(sid)
-    form = await _form()
+    form = await read_form()
     if form.get("MessagingBinding.Address"):
         raise invalid("This sandbox supports chat participants (Identity) only")
     part = account.add_participant(
@@ -279,7 +186,7 @@ async def create_participant(sid: str) -> tuple[Response, int]:
         attributes=form.get("Attributes"),
         webhooks_enabled=_webhooks_enabled(),
     )
-    return _created(resources.participant(account, _base(), part))
+    return created(resources.participant(account, _base(), part))
 
 
 @api.get("/Conversations/<sid>/Participants")
@@ -307,7 +214,7 @@ async def delete_participant(sid: str, psid: str) -> Response:
     account.remove_participant(
         conv, account.participant(conv, psid), webhooks_enabled=_webhooks_enabled()
     )
-    return _no_content()
+    return no_content()
 
 
 # --- Messages -------------------------------------------------------------------------------
@@ -317,7 +224,7 @@ async def delete_participant(sid: str, psid: str) -> Response:
 async def create_message(sid: str) -> tuple[Response, int]:
     account = _account()
     conv = account.get(sid)
-    form = await _form()
+    form = await read_form()
     if form.get("MediaSid") or form.get("ContentSid"):
         raise invalid("This sandbox supports text messages (Body) only")
     msg = account.add_message(
@@ -327,7 +234,7 @@ async def create_message(sid: str) -> tuple[Response, int]:
         attributes=form.get("Attributes"),
         webhooks_enabled=_webhooks_enabled(),
     )
-    return _created(resources.message(account, _base(), msg))
+    return created(resources.message(account, _base(), msg))
 
 
 @api.get("/Conversations/<sid>/Messages")
@@ -360,7 +267,7 @@ async def fetch_message(sid: str, msid: str) -> Response:
 async def create_webhook(sid: str) -> tuple[Response, int]:
     account = _account()
     conv = account.get(sid)
-    form = await _form()
+    form = await read_form()
     replay = form.get("Configuration.ReplayAfter")
     if replay is not None and not replay.lstrip("-").isdigit():
         raise invalid("Configuration.ReplayAfter must be a whole number")
@@ -383,7 +290,7 @@ async def create_webhook(sid: str) -> tuple[Response, int]:
         flow_sid=form.get("Configuration.FlowSid"),
         replay_after=int(replay) if replay is not None else None,
     )
-    return _created(resources.webhook(account, _base(), hook))
+    return created(resources.webhook(account, _base(), hook))
 
 
 @api.get("/Conversations/<sid>/Webhooks")
@@ -409,4 +316,4 @@ async def delete_webhook(sid: str, wsid: str) -> Response:
     account = _account()
     conv = account.get(sid)
     del conv.webhooks[account.webhook(conv, wsid).sid]
-    return _no_content()
+    return no_content()
