@@ -15,7 +15,7 @@ from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
 from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
-from tests.conftest import LiveServer, ServerFactory
+from tests.conftest import Agent, LiveServer, ServerFactory, twilio_client
 from tests.processes import Process, bridge_process, running, sandbox_process
 
 
@@ -288,3 +288,25 @@ async def test_reply_behind_a_lost_webhook_wakes_the_waiter(make_server: ServerF
         answer = (await second).json()
         assert [r["body"] for r in answer["replies"]] == ["answer to second"]
         assert time.monotonic() - started < 5, "woken by the reconcile, not by the timeout"
+
+
+async def test_message_indexes_that_skip_numbers_lose_nothing(make_server: ServerFactory) -> None:
+    """Twilio does not promise consecutive indexes: every skip looks like a missed webhook
+    to the bridge, which reads the list and hands out every reply once, in order."""
+    server = make_server(REPLY_WAIT_SECONDS="5")
+    faults(server, skip_indexes=1.0)
+    agent = Agent(twilio_client(server))
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        await http.post("/send/skip", json={"msg": "hello"})
+        sid = agent.only_conversation()
+        for n in range(5):
+            await asyncio.to_thread(agent.reply, sid, f"reply {n}")
+        got: list[str] = []
+        for _ in range(20):
+            answer = (await http.get("/replies/skip", params={"wait": "1"})).json()
+            got += [reply["body"] for reply in answer["replies"]]
+            if len(got) >= 5:
+                break
+    indexes = [m.index for m in agent.conversations(sid).messages.list(order="asc")]
+    assert all(b - a > 1 for a, b in zip(indexes, indexes[1:], strict=False)), indexes
+    assert got == [f"reply {n}" for n in range(5)]

@@ -65,7 +65,7 @@ def create_sandbox_app(
     @app.before_serving
     async def start() -> None:
         # Created here, inside the running loop, so its asyncio primitives belong to it.
-        account = Account(account_sid)
+        account = Account(account_sid, index_gap=app.config["SANDBOX_FAULTS"].index_gap)
         dispatcher = WebhookDispatcher(
             account, auth_token, app.config["SANDBOX_FAULTS"], app.config["SANDBOX_STATS"]
         )

@@ -21,6 +21,7 @@ class Faults:
     rate_lost_response: float = 0.0  # fraction of writes done, then answered 500
     drop_webhooks: float = 0.0  # fraction of webhook deliveries never sent
     duplicate_webhooks: float = 0.0  # fraction of webhook deliveries sent twice
+    skip_indexes: float = 0.0  # fraction of new messages whose index skips 1 to 3 numbers
 
     def update(self, changes: dict[str, Any]) -> None:
         known = {f.name for f in fields(self)}
@@ -42,6 +43,10 @@ class Faults:
     @staticmethod
     def chance(rate: float) -> bool:
         return rate > 0 and random.random() < rate  # noqa: S311 - not crypto
+
+    def index_gap(self) -> int:
+        """How many numbers a new message's index skips (Twilio's indexes may skip)."""
+        return random.randint(1, 3) if self.chance(self.skip_indexes) else 0  # noqa: S311
 
 
 @dataclass

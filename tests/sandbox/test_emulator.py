@@ -352,6 +352,7 @@ async def test_webhooks_are_signed_form_posts_only_when_enabled(
     sid = await asyncio.to_thread(setup)
     await asyncio.sleep(0.3)
     assert receiver.requests == []
+    hook_sid = (await asyncio.to_thread(lambda: conversations(sid).webhooks.list()))[0].sid
 
     message = await asyncio.to_thread(
         lambda: conversations(sid).messages.create(
@@ -374,8 +375,10 @@ async def test_webhooks_are_signed_form_posts_only_when_enabled(
         "Body": "hello & welcome",
         "Source": "API",
         "AccountSid": SANDBOX_ACCOUNT_SID,
+        "WebhookSid": hook_sid,  # a scoped webhook names itself
     }
     assert {k: form[k] for k in expected} == expected
+    assert len(headers["I-Twilio-Idempotency-Token"]) >= 16
 
     await asyncio.to_thread(
         lambda: conversations(sid).participants.create(
@@ -389,11 +392,43 @@ async def test_webhooks_are_signed_form_posts_only_when_enabled(
         lambda: conversations(sid).update(state="closed", x_twilio_webhook_enabled="true")
     )
     _, form = await receiver.next()
-    assert (form["EventType"], form["StateFrom"], form["StateTo"]) == (
+    assert (form["EventType"], form["StateFrom"], form["StateTo"], form["Reason"]) == (
         "onConversationStateUpdated",
         "active",
         "closed",
+        "API",
     )
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", form["StateUpdated"])
+
+
+async def test_a_repeated_webhook_carries_the_same_idempotency_token(
+    server: LiveServer, twilio: Client, receiver: Receiver
+) -> None:
+    conversations = twilio.conversations.v1.conversations
+    sid = await asyncio.to_thread(lambda: conversations.create().sid)
+    await asyncio.to_thread(
+        lambda: conversations(sid).webhooks.create(
+            target="webhook",
+            configuration_url=receiver.url,
+            configuration_filters=["onMessageAdded"],
+        )
+    )
+    httpx.put(
+        f"{server.url}/sandbox/control/faults",
+        json={"duplicate_webhooks": 1.0},
+        auth=(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN),
+    ).raise_for_status()
+    await asyncio.to_thread(
+        lambda: conversations(sid).messages.create(
+            author="u", body="twice", x_twilio_webhook_enabled="true"
+        )
+    )
+    for _ in range(50):
+        if len(receiver.requests) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    tokens = [headers["I-Twilio-Idempotency-Token"] for headers, _ in receiver.requests]
+    assert len(tokens) == 2 and tokens[0] == tokens[1]
 
 
 async def test_webhook_filters_limit_what_fires(twilio: Client, receiver: Receiver) -> None:
@@ -456,3 +491,54 @@ def test_lists_refuse_a_page_size_over_twilios_maximum(twilio: Client, raw: http
     for n in range(5):
         webhooks.create(target="webhook", configuration_url=f"https://example.com/events/{n}")
     assert len(webhooks.list(page_size=2)) == 5
+
+
+def test_a_closed_conversation_refuses_every_update(twilio: Client) -> None:
+    conversations = twilio.conversations.v1.conversations
+    sid = conversations.create().sid
+    conversations(sid).update(state="closed")
+    for change in ({"state": "closed"}, {"friendly_name": "again"}, {"state": "active"}):
+        with pytest.raises(TwilioRestException) as refused:
+            conversations(sid).update(**change)
+        assert refused.value.code == 50377
+
+
+async def test_get_webhooks_are_signed_over_the_url_as_requested(twilio: Client) -> None:
+    """A GET webhook is signed over the full URL, query included, exactly as it arrives."""
+    arrived: list[tuple[str, str]] = []
+    done = asyncio.Event()
+
+    async def handle(request: web.Request) -> web.Response:
+        arrived.append((str(request.url), request.headers.get("X-Twilio-Signature", "")))
+        done.set()
+        return web.Response(text="ok")
+
+    port = free_port()
+    app = web.Application()
+    app.router.add_get("/events", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        url = f"http://127.0.0.1:{port}/events?team=a%2Fb&x=1"
+        conversations = twilio.conversations.v1.conversations
+        sid = await asyncio.to_thread(lambda: conversations.create().sid)
+        await asyncio.to_thread(
+            lambda: conversations(sid).webhooks.create(
+                target="webhook",
+                configuration_url=url,
+                configuration_method="get",
+                configuration_filters=["onMessageAdded"],
+            )
+        )
+        await asyncio.to_thread(
+            lambda: conversations(sid).messages.create(
+                author="u", body="a b/c & d", x_twilio_webhook_enabled="true"
+            )
+        )
+        await asyncio.wait_for(done.wait(), 5)
+    finally:
+        await runner.cleanup()
+    requested, signature = arrived[0]
+    assert requested.startswith(url + "&")
+    assert RequestValidator(SANDBOX_AUTH_TOKEN).validate(requested, {}, signature)

@@ -138,19 +138,15 @@ class Event:
 
 Listener = Callable[[Event], None]
 
-_ALLOWED_TRANSITIONS: dict[str, set[str]] = {
-    "initializing": {"active", "inactive", "closed"},
-    "active": {"active", "inactive", "closed"},
-    "inactive": {"active", "inactive", "closed"},
-    "closed": {"closed"},
-}
-
 
 class Account:
     """One Twilio account's Conversations service."""
 
-    def __init__(self, account_sid: str) -> None:
+    def __init__(self, account_sid: str, index_gap: Callable[[], int] = lambda: 0) -> None:
+        """``index_gap`` says how many numbers a new message's index skips (a fault mode:
+        Twilio's message indexes are not promised to be consecutive)."""
         self.account_sid = account_sid
+        self._index_gap = index_gap
         self.chat_service_sid = new_sid("IS")
         self.conversations: dict[str, Conversation] = {}
         self._by_unique_name: dict[str, str] = {}
@@ -239,10 +235,9 @@ class Account:
     ) -> Conversation:
         if state is not None and state not in ("active", "inactive", "closed"):
             raise invalid(f"Invalid State: {state!r}")
-        if state is not None and state not in _ALLOWED_TRANSITIONS[conv.state]:
-            raise EmulatorError(
-                409, 50377, "Conversation is closed: its state can no longer be changed"
-            )
+        if conv.state == "closed":
+            # Twilio refuses every update of a closed conversation, closing it again too.
+            raise EmulatorError(409, 50377, "Conversation is closed and can no longer be updated")
         if unique_name is not None and unique_name != conv.unique_name:
             if unique_name in self._by_unique_name:
                 raise EmulatorError(
@@ -291,6 +286,7 @@ class Account:
             {
                 "StateFrom": before,
                 "StateTo": state,
+                "StateUpdated": iso(conv.date_updated) or "",
                 "Reason": reason,
                 "DateCreated": iso(conv.date_created) or "",
                 "DateUpdated": iso(conv.date_updated) or "",
@@ -406,7 +402,7 @@ class Account:
         message = Message(
             sid=new_sid("IM"),
             conversation_sid=conv.sid,
-            index=conv.next_index,
+            index=conv.next_index + self._index_gap(),
             author=author,
             body=body,
             attributes=check_json_attributes(attributes),
@@ -415,7 +411,7 @@ class Account:
             date_updated=created,
             source=source,
         )
-        conv.next_index += 1
+        conv.next_index = message.index + 1
         conv.messages.append(message)
         conv.last_activity = created
         if conv.state == "inactive":

@@ -8,6 +8,7 @@ import secrets
 from urllib.parse import urlencode
 
 import aiohttp
+import yarl
 from twilio.request_validator import RequestValidator
 
 from bridge.sandbox.conversations.state import Account, Event
@@ -68,7 +69,8 @@ class WebhookDispatcher:
                 if event.event_type == "onMessageAdded":
                     self._account.route_to_flex(conv, hook.flow_sid)
             elif hook.target == "webhook" and hook.url:
-                self._spawn(hook.url, hook.method, dict(event.params))
+                # Scoped webhooks name themselves in what they send.
+                self._spawn(hook.url, hook.method, {**event.params, "WebhookSid": hook.sid})
 
     def _spawn(self, url: str, method: str, params: dict[str, str]) -> None:
         if Faults.chance(self._faults.drop_webhooks):
@@ -77,22 +79,21 @@ class WebhookDispatcher:
         copies = 2 if Faults.chance(self._faults.duplicate_webhooks) else 1
         if copies == 2:
             self._stats.webhooks["duplicated"] += 1
+        # A retry of the same event carries the same token, so receivers can tell.
+        token = secrets.token_hex(16)
         for _ in range(copies):
-            task = asyncio.get_running_loop().create_task(self._deliver(url, method, params))
+            task = asyncio.get_running_loop().create_task(self._deliver(url, method, params, token))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, url: str, method: str, params: dict[str, str]) -> None:
+    async def _deliver(self, url: str, method: str, params: dict[str, str], token: str) -> None:
         async with self._in_flight:
-            await self._deliver_now(url, method, params)
+            await self._deliver_now(url, method, params, token)
 
-    async def _deliver_now(self, url: str, method: str, params: dict[str, str]) -> None:
+    async def _deliver_now(self, url: str, method: str, params: dict[str, str], token: str) -> None:
         if self._session is None:  # shutting down
             return
-        headers = {
-            "User-Agent": "TwilioProxy/1.1",
-            "I-Twilio-Idempotency-Token": secrets.token_hex(16),
-        }
+        headers = {"User-Agent": "TwilioProxy/1.1", "I-Twilio-Idempotency-Token": token}
         try:
             async with asyncio.timeout(WEBHOOK_TIMEOUT_SECONDS):
                 status = await self._request(url, method, params, headers)
@@ -115,7 +116,9 @@ class WebhookDispatcher:
         if method == "get":
             signed_url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
             headers["X-Twilio-Signature"] = self.sign(signed_url, {})
-            async with self._session.get(signed_url, headers=headers) as response:
+            # Sent exactly as signed: aiohttp must not re-encode the query.
+            target = yarl.URL(signed_url, encoded=True)
+            async with self._session.get(target, headers=headers) as response:
                 return response.status
         headers["X-Twilio-Signature"] = self.sign(url, params)
         async with self._session.post(url, data=params, headers=headers) as response:
