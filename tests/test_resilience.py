@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
@@ -308,5 +309,5 @@ async def test_message_indexes_that_skip_numbers_lose_nothing(make_server: Serve
             if len(got) >= 5:
                 break
     indexes = [m.index for m in agent.conversations(sid).messages.list(order="asc")]
-    assert all(b - a > 1 for a, b in zip(indexes, indexes[1:], strict=False)), indexes
+    assert all(b - a > 1 for a, b in itertools.pairwise(indexes)), indexes
     assert got == [f"reply {n}" for n in range(5)]

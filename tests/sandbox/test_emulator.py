@@ -413,11 +413,11 @@ async def test_a_repeated_webhook_carries_the_same_idempotency_token(
             configuration_filters=["onMessageAdded"],
         )
     )
-    httpx.put(
-        f"{server.url}/sandbox/control/faults",
-        json={"duplicate_webhooks": 1.0},
-        auth=(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN),
-    ).raise_for_status()
+    async with httpx.AsyncClient(auth=(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)) as http:
+        set_faults = await http.put(
+            f"{server.url}/sandbox/control/faults", json={"duplicate_webhooks": 1.0}
+        )
+        set_faults.raise_for_status()
     await asyncio.to_thread(
         lambda: conversations(sid).messages.create(
             author="u", body="twice", x_twilio_webhook_enabled="true"
