@@ -23,8 +23,9 @@ from typing import Literal, Protocol
 
 ConversationState = Literal["opening", "open", "closed"]
 #: Who ended a conversation: the agent (or Flex on the agent's behalf), the user through
-#: the bridge, or nobody (it vanished from Twilio: deleted, or the sandbox restarted).
-ClosedBy = Literal["agent", "user", "lost"]
+#: the bridge, Twilio's inactivity timer, or nobody (it vanished from Twilio: deleted, or
+#: the sandbox restarted).
+ClosedBy = Literal["agent", "user", "timeout", "lost"]
 OutboxState = Literal["pending", "sent", "failed"]
 #: ``after`` for a caller that has seen no reply of the user's latest conversation yet.
 NOTHING_SEEN = "none"

@@ -311,3 +311,22 @@ async def test_message_indexes_that_skip_numbers_lose_nothing(make_server: Serve
     indexes = [m.index for m in agent.conversations(sid).messages.list(order="asc")]
     assert all(b - a > 1 for a, b in itertools.pairwise(indexes)), indexes
     assert got == [f"reply {n}" for n in range(5)]
+
+
+async def test_a_close_nobody_announced_ends_the_wait_within_the_reconcile_interval(
+    make_server: ServerFactory,
+) -> None:
+    """The agent's side closes through the REST API without asking for webhooks, as Flex
+    may: /replies must still answer closed, here within the 1 s reconcile interval."""
+    server = make_server(REPLY_WAIT_SECONDS="10", RECONCILE_INTERVAL_SECONDS="1")
+    agent = Agent(twilio_client(server))
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        await http.post("/send/quiet", json={"msg": "hello"})
+        sid = agent.only_conversation()
+        waiting = asyncio.ensure_future(http.get("/replies/quiet", params={"wait": "10"}))
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(lambda: agent.conversations(sid).update(state="closed"))
+        answer = (await waiting).json()
+    # Without a state read the call would have waited its 10 s and answered "waiting".
+    assert answer["status"] == "closed"
+    assert answer["note"].startswith("The agent ended this conversation")

@@ -196,3 +196,27 @@ async def test_after_returns_everything_following_a_reply_in_any_state(db: Sqlit
     other = await db.claim_conversation("other")
     await db.record_agent_messages(other.id, [message(9)], 9)
     assert await db.take_replies("who", "m", time.time() + 60, after=message(9).message_sid) == []
+
+
+async def test_who_closed_survives_the_column_rebuild(tmp_path: Path) -> None:
+    """Migration 0009 rebuilds closed_by to allow 'timeout'; what was there stays."""
+    path = tmp_path / "before-0009.db"
+    with sqlite3.connect(path) as old:
+        old.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
+        for script in sorted(MIGRATIONS.glob("000[1-8]_*.sql")):
+            old.executescript(script.read_text())
+        old.executemany(
+            "INSERT INTO schema_migrations VALUES (?, 'then')", [(n,) for n in range(1, 9)]
+        )
+        old.execute(
+            "INSERT INTO conversations (id, identity, generation, state, synced_index, created_at,"
+            " closed_by) VALUES (1, 'who', 1, 'closed', 0, 'then', 'user')"
+        )
+    db = await open_sqlite_store(path)
+    try:
+        assert (await db.conversation_by_id(1)).closed_by == "user"
+        second = await db.claim_conversation("who")
+        assert await db.mark_closed(second.id, "timeout")
+        assert (await db.conversation_by_id(second.id)).closed_by == "timeout"
+    finally:
+        await db.close()

@@ -38,6 +38,7 @@ class Inbox:
         self._reads = asyncio.Semaphore(max_reads_in_flight)
         self._reconciling: dict[int, asyncio.Task[None]] = {}
         self._again: set[int] = set()
+        self._state_wanted: set[int] = set()
 
     async def close(self) -> None:
         await cancel_and_wait(self._reconciling.values())
@@ -54,7 +55,8 @@ class Inbox:
         if event == "onMessageAdded":
             await self._on_message(row, params)
         elif event == "onConversationStateUpdated" and params.get("StateTo") == "closed":
-            await self.finish(row, read_last=True, closed_by="agent")
+            closed_by: ClosedBy = "timeout" if params.get("Reason") == "TIMER" else "agent"
+            await self.finish(row, read_last=True, closed_by=closed_by)
         return True
 
     async def _on_message(self, row: ConversationRow, params: Mapping[str, str]) -> None:
@@ -89,8 +91,11 @@ class Inbox:
 
     # --- pull -----------------------------------------------------------------------------
 
-    def schedule_reconcile(self, conversation_id: int) -> None:
-        """Read the conversation's messages in the background; calls coalesce."""
+    def schedule_reconcile(self, conversation_id: int, *, state: bool = False) -> None:
+        """Read the conversation's messages in the background (and, with ``state``, its
+        state: a close may have reached nobody); calls coalesce."""
+        if state:
+            self._state_wanted.add(conversation_id)
         if conversation_id in self._reconciling:
             self._again.add(conversation_id)
             return
@@ -102,12 +107,19 @@ class Inbox:
         try:
             while True:
                 self._again.discard(conversation_id)
+                state = conversation_id in self._state_wanted
+                self._state_wanted.discard(conversation_id)
                 try:
-                    await self.reconcile(conversation_id)
+                    if state:
+                        await self.sync(conversation_id)
+                    else:
+                        await self.reconcile(conversation_id)
                 except TwilioUnavailable:
                     failures += 1
                     await asyncio.sleep(backoff(failures, 1.0, MAX_BACKOFF_SECONDS))
                     self._again.add(conversation_id)
+                    if state:
+                        self._state_wanted.add(conversation_id)
                 except Exception:
                     log.exception("reconcile of conversation %s failed", conversation_id)
                 if conversation_id not in self._again:
@@ -126,7 +138,8 @@ class Inbox:
             await self.finish(row, read_last=False, closed_by="lost")
 
     async def sync(self, conversation_id: int) -> None:
-        """The poll: new messages, then the conversation's state."""
+        """New messages, then the conversation's state (the poll, and the periodic
+        reconcile: Twilio sends no webhook for a close nobody asked it to announce)."""
         row = await self._store.conversation_by_id(conversation_id)
         if row.sid is None or row.state == "closed":
             return

@@ -13,6 +13,7 @@ Outcome = Literal[
     "queued",  # the user's message is stored, not yet posted (Twilio is down or slow)
     "closed_by_agent",
     "closed_by_user",
+    "closed_by_timeout",  # Twilio's inactivity timer closed it
     "conversation_lost",  # it vanished from Twilio (deleted, or the sandbox restarted)
     "none_yet",  # the user has never had a conversation
 ]
@@ -22,6 +23,7 @@ Status = Literal["answered", "waiting", "closed"]
 _CLOSED: dict[ClosedBy | None, Outcome] = {
     "agent": "closed_by_agent",
     "user": "closed_by_user",
+    "timeout": "closed_by_timeout",
     "lost": "conversation_lost",
     None: "closed_by_agent",  # closed before the bridge recorded who closed
 }

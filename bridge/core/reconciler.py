@@ -65,9 +65,12 @@ class Reconciler:
                 await asyncio.sleep(backoff(attempt, 2.0, 10.0))
 
     async def _periodically(self) -> None:
-        """Read the conversations someone waits on, and any holding replies behind a gap."""
+        """Read the conversations someone waits on (messages and state: a close announced
+        to nobody is learnt here), and any holding replies behind a gap (messages)."""
         while True:
             await asyncio.sleep(self._interval)
-            gaps = await self._store.conversations_with_gaps()
-            for conversation_id in {*self._waited_on(), *gaps}:
+            waited_on = self._waited_on()
+            for conversation_id in waited_on:
+                self._inbox.schedule_reconcile(conversation_id, state=True)
+            for conversation_id in set(await self._store.conversations_with_gaps()) - waited_on:
                 self._inbox.schedule_reconcile(conversation_id)

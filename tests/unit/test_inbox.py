@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.unit.conftest import Core
+from tests.unit.conftest import Core, CoreFactory
 
 
 async def _opened(core: Core, username: str = "ann") -> tuple[str, str]:
@@ -84,3 +84,33 @@ async def test_a_conversation_gone_from_twilio_is_lost(core: Core) -> None:
     await core.wired.handoff.inbox.reconcile(row.id)
     result = await core.wired.handoff.replies(who, 0)
     assert result.outcome == "conversation_lost"
+
+
+async def test_a_close_announced_to_nobody_is_learnt_by_the_reconcile(
+    make_core: CoreFactory,
+) -> None:
+    """Twilio sends no conversation webhook for a REST close nobody asked it to announce
+    (Flex closing through the Interaction): a waiting call must not wait forever."""
+    async with make_core(REPLY_WAIT_SECONDS="30", RECONCILE_INTERVAL_SECONDS="0.2") as core:
+        who, sid = await _opened(core)
+        waiting = asyncio.ensure_future(core.wired.handoff.replies(who, 30))
+        await asyncio.sleep(0.1)
+        core.twilio.close_by_agent(sid)  # and no webhook at all
+        result = await asyncio.wait_for(waiting, 10)
+        assert (result.outcome, result.status) == ("closed_by_agent", "closed")
+        assert "fetch_conversation" in core.twilio.calls
+
+
+async def test_a_timer_close_is_put_down_to_the_timer(core: Core) -> None:
+    who, sid = await _opened(core)
+    core.twilio.close_by_agent(sid)
+    await core.wired.handoff.inbox.on_event(
+        {
+            "EventType": "onConversationStateUpdated",
+            "ConversationSid": sid,
+            "StateFrom": "inactive",
+            "StateTo": "closed",
+            "Reason": "TIMER",
+        }
+    )
+    assert (await core.wired.handoff.replies(who, 0)).outcome == "closed_by_timeout"
