@@ -318,15 +318,15 @@ async def test_a_close_nobody_announced_ends_the_wait_within_the_reconcile_inter
 ) -> None:
     """The agent's side closes through the REST API without asking for webhooks, as Flex
     may: /replies must still answer closed, here within the 1 s reconcile interval."""
-    server = make_server(REPLY_WAIT_SECONDS="10", RECONCILE_INTERVAL_SECONDS="1")
+    server = make_server(REPLY_WAIT_SECONDS="4", RECONCILE_INTERVAL_SECONDS="1")
     agent = Agent(twilio_client(server))
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         await http.post("/send/quiet", json={"msg": "hello"})
         sid = agent.only_conversation()
-        waiting = asyncio.ensure_future(http.get("/replies/quiet", params={"wait": "10"}))
+        waiting = asyncio.ensure_future(http.get("/replies/quiet", params={"wait": "4"}))
         await asyncio.sleep(0.3)
         await asyncio.to_thread(lambda: agent.conversations(sid).update(state="closed"))
         answer = (await waiting).json()
-    # Without a state read the call would have waited its 10 s and answered "waiting".
+    # Without a state read the call would have waited its 4 s and answered "waiting".
     assert answer["status"] == "closed"
     assert answer["note"].startswith("The agent ended this conversation")
