@@ -18,6 +18,7 @@ from bridge.sandbox.faults import Faults, Stats
 from bridge.sandbox.idp import IdentityProvider, IdpClient, idp
 from bridge.sandbox.outbound import WebhookTargets
 from bridge.sandbox.shared.clock import now
+from bridge.sandbox.shared.delivery import SignedDelivery
 from bridge.sandbox.shared.errors import EmulatorError, twilio_error
 
 log = logging.getLogger(__name__)
@@ -66,12 +67,13 @@ def create_sandbox_app(
     async def start() -> None:
         # Created here, inside the running loop, so its asyncio primitives belong to it.
         account = Account(account_sid, index_gap=app.config["SANDBOX_FAULTS"].index_gap)
-        dispatcher = WebhookDispatcher(
-            account, auth_token, app.config["SANDBOX_FAULTS"], app.config["SANDBOX_STATS"]
+        delivery = SignedDelivery(
+            auth_token, app.config["SANDBOX_FAULTS"], app.config["SANDBOX_STATS"]
         )
-        await dispatcher.start()
+        await delivery.start()
+        WebhookDispatcher(account, delivery)
         app.config["SANDBOX_ACCOUNT"] = account
-        app.config["SANDBOX_WEBHOOKS"] = dispatcher
+        app.config["SANDBOX_WEBHOOKS"] = delivery
         app.config["SANDBOX_TIMERS"] = asyncio.get_running_loop().create_task(_run_timers(account))
 
     @app.after_serving

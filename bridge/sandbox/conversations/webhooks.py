@@ -1,26 +1,11 @@
-"""Delivers the emulator's events as Twilio does: form-encoded, signed, fire-and-forget."""
+"""Conversation events as Twilio delivers them: to each conversation's scoped webhooks
+(signed, through :class:`~bridge.sandbox.shared.delivery.SignedDelivery`) and, for a Studio
+webhook, to the flow that routes the conversation to Flex."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import secrets
-from urllib.parse import urlencode
-
-import aiohttp
-import yarl
-from twilio.request_validator import RequestValidator
-
 from bridge.sandbox.conversations.state import Account, Event
-from bridge.sandbox.faults import Faults, Stats
-
-log = logging.getLogger(__name__)
-
-#: Twilio waits this long for a webhook answer before giving up on it.
-WEBHOOK_TIMEOUT_SECONDS = 5.0
-#: Deliveries in flight at once. Twilio's capacity is far larger; the emulator's is a
-#: pool, and a delivery's 5 s start when it has a connection, not while it queues for one.
-MAX_DELIVERIES_IN_FLIGHT = 100
+from bridge.sandbox.shared.delivery import SignedDelivery
 
 
 class WebhookDispatcher:
@@ -30,31 +15,10 @@ class WebhookDispatcher:
     SDK actions (the agent console, like the Flex UI) always do.
     """
 
-    def __init__(self, account: Account, auth_token: str, faults: Faults, stats: Stats) -> None:
+    def __init__(self, account: Account, delivery: SignedDelivery) -> None:
         self._account = account
-        self._faults = faults
-        self._stats = stats
-        self._validator = RequestValidator(auth_token)
-        self._session: aiohttp.ClientSession | None = None
-        self._in_flight = asyncio.Semaphore(MAX_DELIVERIES_IN_FLIGHT)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._delivery = delivery
         account.subscribe(self.on_event)
-
-    async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=MAX_DELIVERIES_IN_FLIGHT)
-        )
-
-    async def close(self) -> None:
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=WEBHOOK_TIMEOUT_SECONDS)
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def sign(self, url: str, params: dict[str, str]) -> str:
-        """The X-Twilio-Signature Twilio would send for this request."""
-        return str(self._validator.compute_signature(url, params))
 
     def on_event(self, event: Event) -> None:
         if not (event.webhooks_enabled or event.source == "SDK"):
@@ -70,56 +34,4 @@ class WebhookDispatcher:
                     self._account.route_to_flex(conv, hook.flow_sid)
             elif hook.target == "webhook" and hook.url:
                 # Scoped webhooks name themselves in what they send.
-                self._spawn(hook.url, hook.method, {**event.params, "WebhookSid": hook.sid})
-
-    def _spawn(self, url: str, method: str, params: dict[str, str]) -> None:
-        if Faults.chance(self._faults.drop_webhooks):
-            self._stats.webhooks["dropped"] += 1
-            return
-        copies = 2 if Faults.chance(self._faults.duplicate_webhooks) else 1
-        if copies == 2:
-            self._stats.webhooks["duplicated"] += 1
-        # A retry of the same event carries the same token, so receivers can tell.
-        token = secrets.token_hex(16)
-        for _ in range(copies):
-            task = asyncio.get_running_loop().create_task(self._deliver(url, method, params, token))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _deliver(self, url: str, method: str, params: dict[str, str], token: str) -> None:
-        async with self._in_flight:
-            await self._deliver_now(url, method, params, token)
-
-    async def _deliver_now(self, url: str, method: str, params: dict[str, str], token: str) -> None:
-        if self._session is None:  # shutting down
-            return
-        headers = {"User-Agent": "TwilioProxy/1.1", "I-Twilio-Idempotency-Token": token}
-        try:
-            async with asyncio.timeout(WEBHOOK_TIMEOUT_SECONDS):
-                status = await self._request(url, method, params, headers)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            self._stats.webhooks["failed"] += 1
-            log.warning(
-                "webhook delivery failed: %s %s", params.get("EventType"), type(exc).__name__
-            )
-            return
-        if 200 <= status < 300:
-            self._stats.webhooks["delivered"] += 1
-        else:
-            self._stats.webhooks["failed"] += 1
-            log.warning("webhook answered %s for %s", status, params.get("EventType"))
-
-    async def _request(
-        self, url: str, method: str, params: dict[str, str], headers: dict[str, str]
-    ) -> int:
-        assert self._session is not None
-        if method == "get":
-            signed_url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
-            headers["X-Twilio-Signature"] = self.sign(signed_url, {})
-            # Sent exactly as signed: aiohttp must not re-encode the query.
-            target = yarl.URL(signed_url, encoded=True)
-            async with self._session.get(target, headers=headers) as response:
-                return response.status
-        headers["X-Twilio-Signature"] = self.sign(url, params)
-        async with self._session.post(url, data=params, headers=headers) as response:
-            return response.status
+                self._delivery.send(hook.url, hook.method, {**event.params, "WebhookSid": hook.sid})
