@@ -29,6 +29,11 @@ def chat_task(workspace: Workspace, **attributes: object) -> Task:
     )
 
 
+def status(task: Task) -> str:
+    """Read afresh (the model changes it under the test's feet)."""
+    return task.assignment_status
+
+
 def events(workspace: Workspace) -> list[str]:
     return [event.event_type for event in workspace.events]
 
@@ -48,9 +53,9 @@ def test_a_task_waits_until_a_worker_is_available_then_runs_its_course(
 ) -> None:
     alex = workspace.add_worker("alex", None, None)  # Offline
     task = chat_task(workspace, conversation_sid="CH1")
-    assert task.assignment_status == "pending"
+    assert status(task) == "pending"
     workspace.set_activity(alex, workspace.activity_named("Available").sid)
-    assert task.assignment_status == "reserved"
+    assert status(task) == "reserved"
     (reservation,) = workspace.reservations.values()
     assert (reservation.worker_sid, reservation.reservation_status) == (alex.sid, "pending")
     workspace.answer_reservation(reservation, "accepted")
@@ -99,13 +104,13 @@ def test_capacity_one_chat_at_a_time_and_queue_order(workspace: Workspace) -> No
         priority=10,
         timeout=None,
     )
-    assert first.assignment_status == "reserved"  # the first, before the later ones
-    assert second.assignment_status == urgent.assignment_status == "pending"
+    assert status(first) == "reserved"  # the first, before the later ones
+    assert status(second) == status(urgent) == "pending"
     (offer,) = [r for r in workspace.reservations.values() if r.worker_sid == alex.sid]
     workspace.answer_reservation(offer, "accepted")
     workspace.update_task(first, assignment_status="completed")
-    assert urgent.assignment_status == "reserved"  # priority before age
-    assert second.assignment_status == "pending"
+    assert status(urgent) == "reserved"  # priority before age
+    assert status(second) == "pending"
 
 
 def test_canceling_and_timing_out(workspace: Workspace) -> None:
@@ -133,7 +138,7 @@ def test_event_parameters_name_the_task_and_worker(workspace: Workspace) -> None
         "alex", '{"team": "support"}', workspace.activity_named("Available").sid
     )
     task = chat_task(workspace, conversation_sid="CH9")
-    accepted = [e for e in heard if e.event_type == "reservation.created"][0]
+    accepted = next(e for e in heard if e.event_type == "reservation.created")
     assert accepted.params["WorkerName"] == "alex" and accepted.params["TaskSid"] == task.sid
     assert json.loads(accepted.params["TaskAttributes"]) == {"conversation_sid": "CH9"}
     assert accepted.params["TaskChannelUniqueName"] == "chat"
