@@ -20,6 +20,10 @@ from bridge.sandbox.outbound import WebhookTargets
 from bridge.sandbox.shared.clock import now
 from bridge.sandbox.shared.delivery import SignedDelivery
 from bridge.sandbox.shared.errors import EmulatorError, twilio_error
+from bridge.sandbox.taskrouter.api import API_PREFIX as TASKROUTER_PREFIX
+from bridge.sandbox.taskrouter.api import api as taskrouter_api
+from bridge.sandbox.taskrouter.callbacks import EventCallbacks
+from bridge.sandbox.taskrouter.state import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,7 @@ def create_sandbox_app(
     app.config["SANDBOX_IDP"] = IdentityProvider(idp_clients)
     app.config["SANDBOX_WEBHOOK_TARGETS"] = webhook_targets or WebhookTargets(loopback=True)
     app.register_blueprint(api)
+    app.register_blueprint(taskrouter_api)
     app.register_blueprint(control)
     app.register_blueprint(console)
     app.register_blueprint(idp)
@@ -72,9 +77,14 @@ def create_sandbox_app(
         )
         await delivery.start()
         WebhookDispatcher(account, delivery)
+        workspace = Workspace(account_sid)
+        EventCallbacks(workspace, delivery)
         app.config["SANDBOX_ACCOUNT"] = account
+        app.config["SANDBOX_WORKSPACE"] = workspace
         app.config["SANDBOX_WEBHOOKS"] = delivery
-        app.config["SANDBOX_TIMERS"] = asyncio.get_running_loop().create_task(_run_timers(account))
+        app.config["SANDBOX_TIMERS"] = asyncio.get_running_loop().create_task(
+            _run_timers(account, workspace)
+        )
 
     @app.after_serving
     async def stop() -> None:
@@ -91,9 +101,10 @@ def create_sandbox_app(
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
         status = error.code or 500
-        if request.path.startswith((API_PREFIX, "/sandbox/control")):
+        if request.path.startswith((API_PREFIX, TASKROUTER_PREFIX, "/sandbox/control")):
+            path = request.path.removeprefix(API_PREFIX).removeprefix(TASKROUTER_PREFIX)
             message = (
-                f"The requested resource {request.path.removeprefix(API_PREFIX)} was not found"
+                f"The requested resource {path} was not found"
                 if status == 404
                 else (error.description or error.name)
             )
@@ -112,10 +123,11 @@ def create_sandbox_app(
     return app
 
 
-async def _run_timers(account: Account) -> None:
+async def _run_timers(account: Account, workspace: Workspace) -> None:
     while True:
         await asyncio.sleep(1.0)
         try:
             account.run_timers(now())
+            workspace.run_timers(now())
         except Exception:  # a bug in one sweep must not stop the timers for good
             log.exception("sandbox timer sweep failed")

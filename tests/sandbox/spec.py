@@ -10,37 +10,41 @@ from typing import Any
 
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
-SPEC_FILE = Path(__file__).resolve().parents[1] / "data" / "twilio_conversations_v1.json"
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 @cache
-def spec() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(SPEC_FILE.read_text("utf-8"))
+def spec(product: str = "conversations") -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((DATA / f"twilio_{product}_v1.json").read_text("utf-8"))
     return loaded
 
 
-def _resolve(node: Any) -> Any:
+def _resolve(node: Any, product: str) -> Any:
     if isinstance(node, dict):
         ref = node.get("$ref")
         if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
-            target = spec()["components"]["schemas"][ref.rsplit("/", 1)[1]]
-            return _resolve(copy.deepcopy(target))
-        return {key: _resolve(value) for key, value in node.items()}
+            target = spec(product)["components"]["schemas"][ref.rsplit("/", 1)[1]]
+            return _resolve(copy.deepcopy(target), product)
+        return {key: _resolve(value, product) for key, value in node.items()}
     if isinstance(node, list):
-        return [_resolve(item) for item in node]
+        return [_resolve(item, product) for item in node]
     return node
 
 
-def response_schema(path: str, method: str, status: int) -> dict[str, Any]:
-    operation = spec()["paths"][path][method]
+def response_schema(
+    path: str, method: str, status: int, product: str = "conversations"
+) -> dict[str, Any]:
+    operation = spec(product)["paths"][path][method]
     content = operation["responses"][str(status)]["content"]["application/json"]
-    resolved: dict[str, Any] = _resolve(content["schema"])
+    resolved: dict[str, Any] = _resolve(content["schema"], product)
     return resolved
 
 
-def assert_matches(instance: Any, path: str, method: str, status: int) -> None:
+def assert_matches(
+    instance: Any, path: str, method: str, status: int, product: str = "conversations"
+) -> None:
     """Valid against the spec's schema, with exactly the fields Twilio's resource has."""
-    schema = response_schema(path, method, status)
+    schema = response_schema(path, method, status, product)
     OAS30Validator(schema, format_checker=oas30_format_checker).validate(instance)
     properties = schema.get("properties", {})
     list_key = next((k for k in properties if k != "meta"), None) if "meta" in properties else None
