@@ -15,6 +15,9 @@ from bridge.sandbox.conversations.api import API_PREFIX, api
 from bridge.sandbox.conversations.state import Account
 from bridge.sandbox.conversations.webhooks import WebhookDispatcher
 from bridge.sandbox.faults import Faults, Stats
+from bridge.sandbox.flex.api import API_PREFIX as FLEX_PREFIX
+from bridge.sandbox.flex.api import api as flex_api
+from bridge.sandbox.flex.state import Flex
 from bridge.sandbox.idp import IdentityProvider, IdpClient, idp
 from bridge.sandbox.outbound import WebhookTargets
 from bridge.sandbox.shared.clock import now
@@ -64,6 +67,7 @@ def create_sandbox_app(
     app.config["SANDBOX_WEBHOOK_TARGETS"] = webhook_targets or WebhookTargets(loopback=True)
     app.register_blueprint(api)
     app.register_blueprint(taskrouter_api)
+    app.register_blueprint(flex_api)
     app.register_blueprint(control)
     app.register_blueprint(console)
     app.register_blueprint(idp)
@@ -79,6 +83,10 @@ def create_sandbox_app(
         WebhookDispatcher(account, delivery)
         workspace = Workspace(account_sid)
         EventCallbacks(workspace, delivery)
+        faults: Faults = app.config["SANDBOX_FAULTS"]
+        app.config["SANDBOX_FLEX"] = Flex(
+            account, workspace, silent_close=lambda: Faults.chance(faults.silent_closes)
+        )
         app.config["SANDBOX_ACCOUNT"] = account
         app.config["SANDBOX_WORKSPACE"] = workspace
         app.config["SANDBOX_WEBHOOKS"] = delivery
@@ -101,8 +109,12 @@ def create_sandbox_app(
     @app.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
         status = error.code or 500
-        if request.path.startswith((API_PREFIX, TASKROUTER_PREFIX, "/sandbox/control")):
-            path = request.path.removeprefix(API_PREFIX).removeprefix(TASKROUTER_PREFIX)
+        if request.path.startswith(
+            (API_PREFIX, TASKROUTER_PREFIX, FLEX_PREFIX, "/sandbox/control")
+        ):
+            path = request.path
+            for prefix in (API_PREFIX, TASKROUTER_PREFIX, FLEX_PREFIX):
+                path = path.removeprefix(prefix)
             message = (
                 f"The requested resource {path} was not found"
                 if status == 404

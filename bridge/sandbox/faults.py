@@ -22,6 +22,7 @@ class Faults:
     drop_webhooks: float = 0.0  # fraction of webhook deliveries never sent
     duplicate_webhooks: float = 0.0  # fraction of webhook deliveries sent twice
     skip_indexes: float = 0.0  # fraction of new messages whose index skips 1 to 3 numbers
+    silent_closes: float = 0.0  # fraction of Flex's conversation closes no webhook announces
 
     def update(self, changes: dict[str, Any]) -> None:
         known = {f.name for f in fields(self)}
