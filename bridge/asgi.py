@@ -209,6 +209,6 @@ def _sandbox(settings: Settings) -> ASGIApp:
         settings.twilio_auth_token,
         idp_clients={dev.client_id: dev},
         webhook_targets=WebhookTargets.from_setting(
-            settings.sandbox_webhook_urls, own=settings.webhook_url
+            settings.sandbox_webhook_urls, own=f"{settings.public_url}/twilio"
         ),
     )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Mapping
 
@@ -18,6 +19,8 @@ from bridge.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 15.0
+#: TaskRouter events after which a conversation may have been closed by Flex.
+TASK_EVENTS = ("task.wrapup", "task.completed", "task.canceled")
 
 
 class Inbox:
@@ -88,6 +91,24 @@ class Inbox:
                 self.schedule_reconcile(row.id)
         elif index > row.synced_index + 1:
             self.schedule_reconcile(row.id)
+
+    async def on_task_event(self, params: Mapping[str, str]) -> bool:
+        """Apply one (already authenticated) TaskRouter event; False if it is not about one
+        of the bridge's conversations. A task's end is only a hint: the conversation's own
+        state, read from Twilio, says whether it closed."""
+        if params.get("EventType") not in TASK_EVENTS:
+            return False
+        try:
+            attributes = json.loads(params.get("TaskAttributes", "{}"))
+        except ValueError:
+            return False
+        sid = attributes.get("conversationSid") if isinstance(attributes, dict) else None
+        row = await self._store.conversation_by_sid(sid) if isinstance(sid, str) else None
+        if row is None:
+            return False
+        if row.state != "closed":
+            self.schedule_reconcile(row.id, state=True)
+        return True
 
     # --- pull -----------------------------------------------------------------------------
 

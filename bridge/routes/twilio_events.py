@@ -1,4 +1,5 @@
-"""``POST /twilio/events``: Twilio's conversation webhooks, signature-checked."""
+"""Twilio's webhooks, signature-checked: ``POST /twilio/events`` (conversation webhooks)
+and ``POST /twilio/taskrouter`` (the TaskRouter workspace's event callback)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from twilio.request_validator import RequestValidator
 
 from bridge import logs
 from bridge.conversations import WEBHOOK_FILTERS
+from bridge.core.inbox import TASK_EVENTS
 from bridge.errors import ApiError
 from bridge.routes import services
 
@@ -26,8 +28,8 @@ def signed_url() -> str:
     return f"{services().settings.public_url}{request.path}{'?' + query if query else ''}"
 
 
-@twilio_events.post("/twilio/events")
-async def receive_event() -> Response:
+async def _signed_form() -> dict[str, str]:
+    """The form Twilio sent, once its X-Twilio-Signature checks out (403 otherwise)."""
     wired = services()
     signature = request.headers.get("X-Twilio-Signature", "")
     form = await request.form
@@ -44,7 +46,27 @@ async def receive_event() -> Response:
             signed_url=url,
         )
         raise ApiError(403, "invalid_signature", "The X-Twilio-Signature header does not match.")
-    params = form.to_dict(flat=True)
+    params: dict[str, str] = form.to_dict(flat=True)
+    return params
+
+
+@twilio_events.post("/twilio/taskrouter")
+async def receive_taskrouter_event() -> Response:
+    """A task's end (wrapped up, completed, canceled) makes the bridge read its
+    conversation's state: Flex may close it with no conversation webhook at all."""
+    wired = services()
+    params = await _signed_form()
+    event = params.get("EventType", "")
+    ours = await wired.handoff.inbox.on_task_event(params)
+    known = event if event in TASK_EVENTS else "other"
+    wired.metrics.webhooks_received.labels(known if ours else "not_ours").inc()
+    return Response("", status=204)
+
+
+@twilio_events.post("/twilio/events")
+async def receive_event() -> Response:
+    wired = services()
+    params = await _signed_form()
     event = params.get("EventType", "")
     if params.get("ConversationSid"):
         logs.conversation_sid.set(params["ConversationSid"][:64])
