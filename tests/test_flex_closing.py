@@ -21,27 +21,19 @@ def flex_client(server: LiveServer) -> Client:
     return client
 
 
-def route_and_accept(twilio: Client, conversation_sid: str, agent: str) -> tuple[str, str]:
-    """What Send to Flex and an agent's Accept do: an Interaction, a task, a reservation."""
+def accept(twilio: Client, conversation_sid: str, agent: str) -> tuple[str, str]:
+    """An agent's Accept of the task Studio's Send to Flex made for the conversation; the
+    Interaction and its channel, as the task's attributes name them."""
     (workspace,) = twilio.taskrouter.v1.workspaces.list()
     ws = twilio.taskrouter.v1.workspaces(workspace.sid)
-    (workflow,) = ws.workflows.list()
-    made = twilio.flex_api.v1.interaction.create(
-        channel={"type": "chat", "properties": {"media_channel_sid": conversation_sid}},
-        routing={
-            "properties": {
-                "workspace_sid": workspace.sid,
-                "workflow_sid": workflow.sid,
-                "task_channel_unique_name": "chat",
-            }
-        },
-    )
     available = ws.activities.list(friendly_name="Available")[0].sid
     ws.workers.create(friendly_name=agent, activity_sid=available)
     (task,) = ws.tasks.list()
+    attributes = json.loads(task.attributes)
+    assert attributes["conversationSid"] == conversation_sid
     (offer,) = ws.tasks(task.sid).reservations.list()
     ws.tasks(task.sid).reservations(offer.sid).update(reservation_status="accepted")
-    return made.sid, made.channel["sid"]
+    return attributes["flexInteractionSid"], attributes["flexInteractionChannelSid"]
 
 
 async def test_a_flex_close_no_webhook_announces_reaches_the_user_through_taskrouter(
@@ -65,7 +57,7 @@ async def test_a_flex_close_no_webhook_announces_reaches_the_user_through_taskro
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         await http.post("/send/flexuser", json={"msg": "hello"})
         sid = agent.only_conversation()
-        interaction, channel = await asyncio.to_thread(route_and_accept, twilio, sid, "agent.alex")
+        interaction, channel = await asyncio.to_thread(accept, twilio, sid, "agent.alex")
         waiting = asyncio.ensure_future(http.get("/replies/flexuser", params={"wait": "4"}))
         await asyncio.sleep(0.3)
         await asyncio.to_thread(

@@ -80,13 +80,13 @@ def create_sandbox_app(
             auth_token, app.config["SANDBOX_FAULTS"], app.config["SANDBOX_STATS"]
         )
         await delivery.start()
-        WebhookDispatcher(account, delivery)
         workspace = Workspace(account_sid)
         EventCallbacks(workspace, delivery)
         faults: Faults = app.config["SANDBOX_FAULTS"]
-        app.config["SANDBOX_FLEX"] = Flex(
-            account, workspace, silent_close=lambda: Faults.chance(faults.silent_closes)
-        )
+        flex = Flex(account, workspace, silent_close=lambda: Faults.chance(faults.silent_closes))
+        # A Studio webhook's flow is Send to Flex: an Interaction, a task, an agent.
+        WebhookDispatcher(account, delivery, studio=flex.send_to_flex)
+        app.config["SANDBOX_FLEX"] = flex
         app.config["SANDBOX_ACCOUNT"] = account
         app.config["SANDBOX_WORKSPACE"] = workspace
         app.config["SANDBOX_WEBHOOKS"] = delivery

@@ -19,8 +19,10 @@ from typing import Any
 from quart import Blueprint, Response, current_app, jsonify, request
 
 from bridge.sandbox.conversations.state import Account, Conversation, Message, Participant
+from bridge.sandbox.flex.state import Flex
 from bridge.sandbox.shared.clock import iso, now
 from bridge.sandbox.shared.errors import EmulatorError
+from bridge.sandbox.taskrouter.state import Reservation, Worker
 
 STATIC = Path(__file__).parent / "static"
 
@@ -45,6 +47,10 @@ MAX_BODY = 1600
 LATEST_CHARS = 160
 _AGENT_NAME = re.compile(r"^[\w.@+\- ]+$")
 _USER_HASH = re.compile(r"^[0-9a-f]{64}$")
+
+#: Chats an agent of the console may have at once.
+CONSOLE_CHAT_CAPACITY = 10
+TASK_ENDED = ("completed", "canceled")
 
 STATUS_LABELS = {
     "waiting": "waiting for an agent",
@@ -153,7 +159,7 @@ async def page() -> Response:
 
 @console.get("/console/queue")
 async def queue() -> Response:
-    return jsonify(queue_snapshot(_account()))
+    return jsonify(queue_snapshot(_flex()))
 
 
 @console.get("/console/conversations/<sid>")
@@ -162,7 +168,7 @@ async def transcript(sid: str) -> Response:
     return jsonify(
         {
             "server_time": iso(now()),
-            "conversation": summary(conv),
+            "conversation": summary(_flex(), conv),
             "messages": [_message(conv, m) for m in conv.messages],
         }
     )
@@ -171,23 +177,22 @@ async def transcript(sid: str) -> Response:
 @console.get("/console/events")
 async def events() -> Response:
     """The queue as Server-Sent Events: a snapshot now, then one after every change."""
-    account = _account()
     closing: asyncio.Event = current_app.config["SANDBOX_CONSOLE_CLOSING"]
-    response = Response(_stream(account, closing), mimetype="text/event-stream")
+    response = Response(_stream(_flex(), closing), mimetype="text/event-stream")
     response.headers["X-Accel-Buffering"] = "no"
     response.timeout = None  # the stream bounds itself
     return response
 
 
-async def _stream(account: Account, closing: asyncio.Event) -> AsyncIterator[bytes]:
+async def _stream(flex: Flex, closing: asyncio.Event) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + STREAM_SECONDS
     yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
     sent: list[dict[str, Any]] | None = None
     while not closing.is_set():
         # Take the event before reading, so a change made in between still wakes us.
-        changed = account.changed
-        snapshot = queue_snapshot(account)
+        changed = flex.account.changed
+        snapshot = queue_snapshot(flex)
         if snapshot["conversations"] != sent:
             sent = snapshot["conversations"]
             yield f"event: queue\ndata: {json.dumps(snapshot)}\n\n".encode()
@@ -211,17 +216,53 @@ async def _first_of(*events: asyncio.Event, within: float) -> None:
 
 @console.post("/console/conversations/<sid>/accept")
 async def accept(sid: str) -> Response:
-    account = _account()
+    """The agent (a TaskRouter worker of that name, made Available) accepts the offer of
+    this conversation's task; Flex then joins them to the conversation."""
+    flex = _flex()
     conv = _routed(sid)
     agent = _agent_name(await _json_body(), conv)
     _require_open(conv)
-    assert conv.queue is not None
-    if conv.queue.status == "assigned" and conv.queue.agent not in (None, agent):
-        raise ConsoleError(
-            409, "already_assigned", f"This conversation is already with {conv.queue.agent}."
-        )
-    account.accept(conv, agent, json.dumps({"flex_bridge": {"role": "agent"}}))
-    return jsonify({"conversation": summary(conv)})
+    task = flex.task_of(conv.sid)
+    if task is None or task.assignment_status not in ("pending", "reserved", "assigned"):
+        raise ConsoleError(409, "conversation_closed", "This conversation's task has ended.")
+    holder = _agent(flex, conv)
+    if task.assignment_status == "assigned":
+        if holder != agent:
+            raise ConsoleError(
+                409, "already_assigned", f"This conversation is already with {holder}."
+            )
+        return jsonify({"conversation": summary(flex, conv)})
+    worker = _worker(agent)
+    offer = _offer(task.sid, worker.sid)
+    if offer is None:
+        other = _offer(task.sid)
+        name = flex.workspace.workers[other.worker_sid].friendly_name if other else "nobody"
+        raise ConsoleError(409, "already_assigned", f"This conversation is offered to {name}.")
+    flex.workspace.answer_reservation(offer, "accepted")
+    return jsonify({"conversation": summary(flex, conv)})
+
+
+def _worker(agent: str) -> Worker:
+    """The agent's worker, signed in as Available (made on first use, several chats at a
+    time: an agent in the console works like a Flex agent with chat capacity)."""
+    workspace = _flex().workspace
+    found = next((w for w in workspace.workers.values() if w.friendly_name == agent), None)
+    if found is None:
+        found = workspace.add_worker(agent, json.dumps({"full_name": agent}), None)
+        found.capacity = {"chat": CONSOLE_CHAT_CAPACITY, "default": 1}
+    available = workspace.activity_named("Available").sid
+    if found.activity_sid != available:
+        workspace.set_activity(found, available)
+    return found
+
+
+def _offer(task_sid: str, worker_sid: str | None = None) -> Reservation | None:
+    for reservation in _flex().workspace.reservations.values():
+        if reservation.task_sid != task_sid or reservation.reservation_status != "pending":
+            continue
+        if worker_sid is None or reservation.worker_sid == worker_sid:
+            return reservation
+    return None
 
 
 @console.post("/console/conversations/<sid>/reply")
@@ -248,18 +289,29 @@ async def reply(sid: str) -> tuple[Response, int]:
 
 @console.post("/console/conversations/<sid>/end")
 async def end(sid: str) -> Response:
-    account = _account()
+    """Flex's End chat, then Complete: the conversation closes (the task wraps up), and
+    the task is completed (the console has no separate wrap-up step)."""
+    flex = _flex()
     conv = _routed(sid)
     await _json_body()
     _require_open(conv)
-    account.update_conversation(conv, state="closed", source="SDK", reason="SDK")
-    return jsonify({"conversation": summary(conv)})
+    flex.account.update_conversation(conv, state="closed", source="SDK", reason="SDK")
+    task = flex.task_of(conv.sid)
+    if task is not None and task.assignment_status == "wrapping":
+        flex.workspace.update_task(task, assignment_status="completed", reason="ended")
+    return jsonify({"conversation": summary(flex, conv)})
+
+
+def _flex() -> Flex:
+    found: Flex = current_app.config["SANDBOX_FLEX"]
+    return found
 
 
 def _routed(sid: str) -> Conversation:
-    """A conversation Studio sent to the agents; the console knows no others."""
+    """A conversation Flex routed (Studio's Send to Flex or an Interaction); the console
+    knows no others."""
     conv = _account().conversations.get(sid)
-    if conv is None or conv.queue is None:
+    if conv is None or _flex().task_of(sid) is None:
         raise ConsoleError(404, "not_found", f"There is no conversation {sid} in the agent queue.")
     return conv
 
@@ -298,28 +350,30 @@ def _agent_name(data: dict[str, Any], conv: Conversation) -> str:
 # --- views -----------------------------------------------------------------------------------
 
 
-def queue_snapshot(account: Account) -> dict[str, Any]:
-    """Every conversation sent to the agents: waiting first (longest wait on top), then
-    those with an agent, then closed ones (most recent first)."""
-    routed = [c for c in account.conversations.values() if c.queue is not None]
+def queue_snapshot(flex: Flex) -> dict[str, Any]:
+    """Every conversation Flex routed: waiting first (longest wait on top), then those with
+    an agent, then closed ones (most recent first)."""
+    routed = [c for c in flex.account.conversations.values() if flex.task_of(c.sid) is not None]
     order = {"waiting": 0, "assigned": 1}
 
     def key(conv: Conversation) -> tuple[int, float]:
-        assert conv.queue is not None
-        status = _status(conv)
+        status = _status(flex, conv)
         if status == "closed":
             return 2, -conv.date_updated.timestamp()
-        return order[status], conv.queue.since.timestamp()
+        task = flex.task_of(conv.sid)
+        assert task is not None
+        return order[status], task.date_created.timestamp()
 
     routed.sort(key=key)
-    return {"server_time": iso(now()), "conversations": [summary(c) for c in routed]}
+    return {"server_time": iso(now()), "conversations": [summary(flex, c) for c in routed]}
 
 
-def summary(conv: Conversation) -> dict[str, Any]:
-    assert conv.queue is not None
-    status = _status(conv)
+def summary(flex: Flex, conv: Conversation) -> dict[str, Any]:
+    task = flex.task_of(conv.sid)
+    assert task is not None
+    status = _status(flex, conv)
     user = _user(conv)
-    agent = conv.queue.agent
+    agent = _agent(flex, conv)
     accepted = next((p for p in conv.participants.values() if agent and p.identity == agent), None)
     latest = conv.messages[-1] if conv.messages else None
     return {
@@ -328,7 +382,7 @@ def summary(conv: Conversation) -> dict[str, Any]:
         "status_label": STATUS_LABELS[status],
         "user": _short(user.identity) if user and user.identity else None,
         "agent": agent,
-        "queued_at": iso(conv.queue.since),
+        "queued_at": iso(task.date_created),
         "accepted_at": iso(accepted.date_created) if accepted else None,
         "closed_at": iso(conv.date_updated) if status == "closed" else None,
         "message_count": len(conv.messages),
@@ -336,9 +390,27 @@ def summary(conv: Conversation) -> dict[str, Any]:
     }
 
 
-def _status(conv: Conversation) -> str:
-    assert conv.queue is not None
-    return "closed" if conv.state == "closed" else conv.queue.status
+def _status(flex: Flex, conv: Conversation) -> str:
+    """waiting (the task waits for, or is offered to, an agent), assigned, or closed."""
+    task = flex.task_of(conv.sid)
+    if conv.state == "closed" or task is None or task.assignment_status in TASK_ENDED:
+        return "closed"
+    return "waiting" if task.assignment_status in ("pending", "reserved") else "assigned"
+
+
+def _agent(flex: Flex, conv: Conversation) -> str | None:
+    """The worker who accepted the conversation's task, if one has."""
+    task = flex.task_of(conv.sid)
+    if task is None:
+        return None
+    for reservation in flex.workspace.reservations.values():
+        if reservation.task_sid == task.sid and reservation.reservation_status in (
+            "accepted",
+            "wrapping",
+            "completed",
+        ):
+            return flex.workspace.workers[reservation.worker_sid].friendly_name
+    return None
 
 
 def _user(conv: Conversation) -> Participant | None:

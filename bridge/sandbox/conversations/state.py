@@ -18,7 +18,6 @@ from bridge.sandbox.shared.errors import EmulatorError, check_json_attributes, i
 
 State = Literal["initializing", "inactive", "active", "closed"]
 Source = Literal["API", "SDK"]
-QueueStatus = Literal["waiting", "assigned", "closed"]
 
 WEBHOOK_EVENTS = (
     "onMessageAdded",
@@ -87,16 +86,6 @@ class Webhook:
 
 
 @dataclass
-class QueueEntry:
-    """What Studio's "Send to Flex" did with a conversation: a task waiting for an agent."""
-
-    status: QueueStatus
-    since: datetime
-    flow_sid: str | None
-    agent: str | None = None
-
-
-@dataclass
 class Conversation:
     sid: str
     friendly_name: str | None
@@ -112,7 +101,6 @@ class Conversation:
     messages: list[Message] = field(default_factory=list)
     webhooks: dict[str, Webhook] = field(default_factory=dict)
     next_index: int = 0
-    queue: QueueEntry | None = None
 
     def timers(self) -> dict[str, str | None]:
         out: dict[str, str | None] = {}
@@ -279,8 +267,6 @@ class Account:
         before = conv.state
         conv.state = state
         conv.date_updated = now()
-        if state == "closed" and conv.queue is not None:
-            conv.queue.status = "closed"
         params = self._base_params(conv, "onConversationStateUpdated", source)
         params.update(
             {
@@ -493,25 +479,9 @@ class Account:
             raise not_found(f"/Conversations/{conv.sid}/Webhooks/{sid}")
         return found
 
-    # --- the agent queue (Studio "Send to Flex") ------------------------------------------
-
-    def route_to_flex(self, conv: Conversation, flow_sid: str | None) -> None:
-        """What a Studio flow with Send to Flex does on a conversation's first message."""
-        if conv.queue is None and conv.state != "closed":
-            conv.queue = QueueEntry(status="waiting", since=now(), flow_sid=flow_sid)
-
-    # --- the agent console ----------------------------------------------------------------
-
-    def accept(self, conv: Conversation, agent: str, attributes: str) -> Participant:
-        """What accepting a task in the Flex UI does: the agent joins and the task is theirs."""
-        joined = next((p for p in conv.participants.values() if p.identity == agent), None)
-        if joined is None:
-            joined = self.add_participant(conv, identity=agent, attributes=attributes, source="SDK")
-        if conv.queue is not None:
-            conv.queue.status = "assigned"
-            conv.queue.agent = agent
+    def wake_watchers(self) -> None:
+        """Wake watchers (the agent console) after a change Twilio sends no webhook for."""
         self._wake()
-        return joined
 
     def _wake(self) -> None:
         """Wake watchers after a change that Twilio sends no webhook for."""

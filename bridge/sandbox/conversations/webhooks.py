@@ -4,8 +4,13 @@ webhook, to the flow that routes the conversation to Flex."""
 
 from __future__ import annotations
 
-from bridge.sandbox.conversations.state import Account, Event
+from collections.abc import Callable
+
+from bridge.sandbox.conversations.state import Account, Conversation, Event
 from bridge.sandbox.shared.delivery import SignedDelivery
+
+#: What a Studio flow's Send to Flex does with a conversation (the flow's SID given).
+StudioFlow = Callable[[Conversation, str | None], None]
 
 
 class WebhookDispatcher:
@@ -15,9 +20,10 @@ class WebhookDispatcher:
     SDK actions (the agent console, like the Flex UI) always do.
     """
 
-    def __init__(self, account: Account, delivery: SignedDelivery) -> None:
+    def __init__(self, account: Account, delivery: SignedDelivery, studio: StudioFlow) -> None:
         self._account = account
         self._delivery = delivery
+        self._studio = studio
         account.subscribe(self.on_event)
 
     def on_event(self, event: Event) -> None:
@@ -31,7 +37,7 @@ class WebhookDispatcher:
                 continue
             if hook.target == "studio":
                 if event.event_type == "onMessageAdded":
-                    self._account.route_to_flex(conv, hook.flow_sid)
+                    self._studio(conv, hook.flow_sid)
             elif hook.target == "webhook" and hook.url:
                 # Scoped webhooks name themselves in what they send.
                 self._delivery.send(hook.url, hook.method, {**event.params, "WebhookSid": hook.sid})

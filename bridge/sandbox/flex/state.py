@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.sandbox.conversations.state import Account, Conversation
+from bridge.sandbox.conversations.state import Event as ConversationEvent
 from bridge.sandbox.shared.clock import new_sid
 from bridge.sandbox.shared.errors import EmulatorError, invalid, not_found
 from bridge.sandbox.taskrouter.state import Task, Workspace, WorkspaceEvent
@@ -81,6 +82,62 @@ class Flex:
         self.interactions: dict[str, Interaction] = {}
         self._silent_close = silent_close
         workspace.subscribe(self._on_workspace_event)
+        account.subscribe(self._on_conversation_event)
+
+    # --- Studio's Send to Flex ------------------------------------------------------------
+
+    def send_to_flex(self, conv: Conversation, flow_sid: str | None) -> None:
+        """What a Studio flow's Send to Flex widget does on a conversation's first message:
+        an Interaction (and so a task) for it, once."""
+        if conv.state == "closed" or self.by_conversation(conv.sid) is not None:
+            return
+        workflow = next(iter(self.workspace.workflows.values()))
+        customer = next(iter(conv.participants.values()), None)
+        self.create_interaction(
+            json.dumps(
+                {
+                    "type": "chat",
+                    "initiated_by": "customer",
+                    "properties": {"media_channel_sid": conv.sid},
+                }
+            ),
+            json.dumps(
+                {
+                    "properties": {
+                        "workspace_sid": self.workspace.sid,
+                        "workflow_sid": workflow.sid,
+                        "task_channel_unique_name": "chat",
+                        "attributes": {
+                            "from": customer.identity if customer else None,
+                            "studioFlowSid": flow_sid,
+                        },
+                    }
+                }
+            ),
+        )
+
+    def task_of(self, conversation_sid: str) -> Task | None:
+        """The conversation's latest task, if Flex routed it."""
+        room = self.by_conversation(conversation_sid)
+        if room is None or not room.task_sids:
+            return None
+        return self.workspace.tasks.get(room.task_sids[-1])
+
+    def _on_conversation_event(self, event: ConversationEvent) -> None:
+        """A conversation closed by anyone (the user through the bridge, a timer, the
+        agent): Flex ends its task, as the Flex UI shows the chat ended."""
+        if event.event_type != "onConversationStateUpdated":
+            return
+        if event.params.get("StateTo") != "closed":
+            return
+        room = self.by_conversation(event.conversation_sid)
+        if room is None or room.status == "closed":
+            return
+        for task_sid in room.task_sids:
+            task = self.workspace.tasks.get(task_sid)
+            if task is not None:
+                self._finish(task, complete=False)
+        self.account.wake_watchers()
 
     # --- interactions ---------------------------------------------------------------------
 
@@ -235,6 +292,7 @@ class Flex:
     # --- Flex's side of an accepted reservation -------------------------------------------
 
     def _on_workspace_event(self, event: WorkspaceEvent) -> None:
+        self.account.wake_watchers()  # the agent console shows tasks and offers
         if event.event_type != "reservation.accepted":
             return
         task = self.workspace.tasks.get(event.params.get("TaskSid", ""))
