@@ -211,4 +211,8 @@ def _sandbox(settings: Settings) -> ASGIApp:
         webhook_targets=WebhookTargets.from_setting(
             settings.sandbox_webhook_urls, own=f"{settings.public_url}/twilio"
         ),
+        workspace_sid=settings.twilio_workspace_sid,
+        workflow_sid=settings.twilio_workflow_sid,
+        # As an operator sets it once in the Console (docs/flex-setup.md).
+        event_callback_url=settings.taskrouter_event_url if settings.webhooks else None,
     )

@@ -15,6 +15,11 @@ from urllib.parse import urlsplit
 SANDBOX_ACCOUNT_SID = "AC" + "0" * 32
 SANDBOX_AUTH_TOKEN = "sandbox-auth-token"  # noqa: S105 - a documented, local-only value
 SANDBOX_FLOW_SID = "FW" + "0" * 32
+#: The sandbox's TaskRouter workspace and workflow, fixed so settings can name them.
+SANDBOX_WORKSPACE_SID = "WS" + "0" * 32
+SANDBOX_WORKFLOW_SID = "WW" + "0" * 32
+ROUTINGS = ("studio", "interactions")
+_TASK_CHANNEL = re.compile(r"^(TC[0-9a-fA-F]{32}|[A-Za-z0-9_-]{1,64})$")
 
 MAX_REPLY_WAIT_SECONDS = 40.0
 _SID = re.compile(r"^{prefix}[0-9a-fA-F]{{32}}$")
@@ -114,6 +119,15 @@ class Settings:
     extra_hosts: tuple[str, ...] = ()
     #: Where the embedded sandbox may deliver webhooks besides the bridge (or "loopback").
     sandbox_webhook_urls: tuple[str, ...] = ()
+    #: How a conversation reaches Flex: a Studio flow, or the Interactions API directly.
+    routing: str = "studio"
+    #: The Flex TaskRouter workspace, workflow and task channel (ROUTING=interactions).
+    twilio_workspace_sid: str = ""
+    twilio_workflow_sid: str = ""
+    twilio_task_channel: str = "chat"
+    #: Emulators of Flex and TaskRouter (None: Twilio's own, or the embedded sandbox).
+    flex_api_base_url: str | None = None
+    taskrouter_api_base_url: str | None = None
 
     @property
     def webhook_url(self) -> str:
@@ -154,6 +168,25 @@ class Settings:
         if self.sandbox:
             return f"{self.local_url}/sandbox/twilio"
         return None
+
+    @property
+    def flex_base_url(self) -> str | None:
+        """Base URL for the Flex API (Interactions); None means Twilio itself."""
+        if self.flex_api_base_url:
+            return self.flex_api_base_url
+        return f"{self.local_url}/sandbox/flex" if self.sandbox else None
+
+    @property
+    def taskrouter_base_url(self) -> str | None:
+        """Base URL for the TaskRouter API; None means Twilio itself."""
+        if self.taskrouter_api_base_url:
+            return self.taskrouter_api_base_url
+        return f"{self.local_url}/sandbox/taskrouter" if self.sandbox else None
+
+    @property
+    def taskrouter_event_url(self) -> str:
+        """Where the Flex workspace's event callback must point (and what it signs)."""
+        return f"{self.public_url}/twilio/taskrouter"
 
 
 def _sid(env: Mapping[str, str], name: str, prefix: str) -> str:
@@ -405,15 +438,21 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if not auth_token:
             raise ConfigError("TWILIO_AUTH_TOKEN is not set: copy it from the Twilio console.")
 
+    routing = env.get("ROUTING", "").strip().lower() or "studio"
+    if routing not in ROUTINGS:
+        raise ConfigError(f"ROUTING must be studio or interactions, got {routing!r}.")
     if env.get("TWILIO_FLOW_SID", "").strip():
         flow_sid = _sid(env, "TWILIO_FLOW_SID", "FW")
     elif sandbox:
         flow_sid = SANDBOX_FLOW_SID
-    else:
+    elif routing == "studio":
         raise ConfigError(
             "TWILIO_FLOW_SID is not set: give the FW… SID of the Studio flow that "
-            "sends conversations to Flex."
+            "sends conversations to Flex (or set ROUTING=interactions)."
         )
+    else:
+        flow_sid = ""
+    workspace_sid, workflow_sid, task_channel = _flex_routing(env, sandbox, routing)
 
     base_raw = env.get("TWILIO_API_BASE_URL", "").strip()
     base_url = _url("TWILIO_API_BASE_URL", base_raw) if base_raw else None
@@ -476,7 +515,47 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         new_conversations_per_minute=_whole(env, "NEW_CONVERSATIONS_PER_MINUTE", 600, 1, 1_000_000),
         extra_hosts=_hosts(env),
         sandbox_webhook_urls=sandbox_webhook_urls(env),
+        routing=routing,
+        twilio_workspace_sid=workspace_sid,
+        twilio_workflow_sid=workflow_sid,
+        twilio_task_channel=task_channel,
+        flex_api_base_url=_optional_url(env, "TWILIO_FLEX_API_BASE_URL"),
+        taskrouter_api_base_url=_optional_url(env, "TWILIO_TASKROUTER_API_BASE_URL"),
     )
+
+
+def _optional_url(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name, "").strip()
+    return _url(name, raw) if raw else None
+
+
+def _flex_routing(env: Mapping[str, str], sandbox: bool, routing: str) -> tuple[str, str, str]:
+    """TWILIO_WORKSPACE_SID, TWILIO_WORKFLOW_SID (the sandbox's by default there; required
+    with ROUTING=interactions against Twilio) and TWILIO_TASK_CHANNEL."""
+    needed = routing == "interactions" and not sandbox
+    sids: list[str] = []
+    for name, prefix, sandbox_sid, what in (
+        ("TWILIO_WORKSPACE_SID", "WS", SANDBOX_WORKSPACE_SID, "the Flex TaskRouter workspace"),
+        ("TWILIO_WORKFLOW_SID", "WW", SANDBOX_WORKFLOW_SID, "the workflow that routes chats"),
+    ):
+        if env.get(name, "").strip():
+            sids.append(_sid(env, name, prefix))
+        elif sandbox:
+            sids.append(sandbox_sid)
+        elif needed:
+            raise ConfigError(
+                f"{name} is not set: ROUTING=interactions needs the {prefix}… SID of {what} "
+                "(Console > TaskRouter > Workspaces)."
+            )
+        else:
+            sids.append("")
+    channel = env.get("TWILIO_TASK_CHANNEL", "").strip() or "chat"
+    if not _TASK_CHANNEL.match(channel):
+        raise ConfigError(
+            "TWILIO_TASK_CHANNEL must be a task channel's unique name (such as chat) or its "
+            f"TC… SID, got {channel[:20]!r}."
+        )
+    return sids[0], sids[1], channel
 
 
 def _hosts(env: Mapping[str, str]) -> tuple[str, ...]:

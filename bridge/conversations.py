@@ -1,8 +1,9 @@
-"""The only module that talks to Twilio: the async Conversations client and its errors.
+"""The only module that talks to Twilio: the async client and its errors.
 
-The core knows Twilio as :class:`TwilioConversations`, the calls it makes; the
-:class:`ConversationsClient` here is the real one (the ``twilio`` library over HTTP, to
-Twilio or an emulator). Every call goes through :meth:`ConversationsClient._call`, which
+The core knows Twilio as :class:`TwilioConversations`, the Conversations calls it makes,
+and routing as :class:`TwilioFlex`, the Flex Interactions and TaskRouter calls; the
+:class:`ConversationsClient` here is the real one for both (the ``twilio`` library over
+HTTP, to Twilio or an emulator). Every call goes through :meth:`ConversationsClient._call`, which
 puts a deadline on it (the library ignores its own ``timeout``) and translates Twilio's
 exceptions into the bridge's :class:`TwilioError` family, so nothing above this module
 sees a Twilio type.
@@ -14,12 +15,13 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 import aiohttp
+from twilio.base import values
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
@@ -132,6 +134,58 @@ class TwilioConversations(Protocol):
         """Messages with an index above ``index``, oldest first."""
 
 
+@dataclass(frozen=True)
+class TaskInfo:
+    sid: str
+    assignment_status: str  # pending, reserved, assigned, wrapping, completed, canceled
+
+
+@dataclass(frozen=True)
+class WorkspaceInfo:
+    sid: str
+    friendly_name: str
+    event_callback_url: str | None
+    events_filter: str | None
+
+
+class TwilioFlex(Protocol):
+    """The Flex and TaskRouter calls routing makes. Each raises a :class:`TwilioError`."""
+
+    async def create_interaction(
+        self,
+        conversation_sid: str,
+        *,
+        workspace_sid: str,
+        workflow_sid: str,
+        task_channel: str,
+        attributes: dict[str, Any],
+    ) -> str:
+        """A Flex Interaction whose channel is the conversation: Flex makes the task."""
+
+    async def conversation_tasks(
+        self, workspace_sid: str, conversation_sid: str, statuses: Sequence[str] = ()
+    ) -> list[TaskInfo]:
+        """The workspace's tasks for the conversation (its ``conversationSid`` attribute),
+        in ``statuses`` (all when empty). TaskRouter keeps ended tasks for five minutes."""
+
+    async def fetch_workspace(self, workspace_sid: str) -> WorkspaceInfo: ...
+
+    async def workflow_name(self, workspace_sid: str, workflow_sid: str) -> str: ...
+
+    async def task_channel_names(self, workspace_sid: str) -> list[str]:
+        """The workspace's task channels, by unique name."""
+
+
+class TwilioClient(TwilioConversations, TwilioFlex, Protocol):
+    """Everything the bridge asks of Twilio."""
+
+
+def _channel_key(task_channel: str) -> str:
+    """Routing names a task channel by SID (TC…) or by unique name (``chat``)."""
+    is_sid = task_channel.startswith("TC") and len(task_channel) == 34
+    return "task_channel_sid" if is_sid else "task_channel_unique_name"
+
+
 def _iso(value: Any) -> str:
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -227,8 +281,14 @@ class ConversationsClient:
         base_url: str | None,
         timeout_seconds: float,
         observe: Callable[[str, str], None] | None = None,
+        *,
+        flex_base_url: str | None = None,
+        taskrouter_base_url: str | None = None,
     ) -> None:
         """Create inside the running loop (the HTTP session binds to it); close at shutdown.
+
+        ``base_url``, ``flex_base_url`` and ``taskrouter_base_url`` replace Twilio's own
+        hosts for Conversations, Flex and TaskRouter (None: Twilio's).
 
         ``observe(operation, outcome)`` hears of every call: outcome ``ok``, ``rejected``
         or ``unavailable``.
@@ -237,6 +297,10 @@ class ConversationsClient:
         self._client = Client(account_sid, auth_token, http_client=self._http)
         if base_url:
             self._client.conversations.base_url = base_url
+        if flex_base_url:
+            self._client.flex_api.base_url = flex_base_url
+        if taskrouter_base_url:
+            self._client.taskrouter.base_url = taskrouter_base_url
         self._v1 = self._client.conversations.v1
         self._timeout = timeout_seconds
         self._observe = observe or (lambda operation, outcome: None)
@@ -389,3 +453,74 @@ class ConversationsClient:
             page = await self._call("list_messages", page.next_page_async())
         found.sort(key=lambda m: m.index)
         return found
+
+    # --- Flex and TaskRouter --------------------------------------------------------------
+
+    async def create_interaction(
+        self,
+        conversation_sid: str,
+        *,
+        workspace_sid: str,
+        workflow_sid: str,
+        task_channel: str,
+        attributes: dict[str, Any],
+    ) -> str:
+        instance = await self._call(
+            "create_interaction",
+            self._client.flex_api.v1.interaction.create_async(
+                channel={
+                    "type": "chat",
+                    "initiated_by": "customer",
+                    "properties": {"media_channel_sid": conversation_sid},
+                },
+                routing={
+                    "properties": {
+                        "workspace_sid": workspace_sid,
+                        "workflow_sid": workflow_sid,
+                        _channel_key(task_channel): task_channel,
+                        "attributes": attributes,
+                    }
+                },
+            ),
+        )
+        sid: str = instance.sid
+        return sid
+
+    async def conversation_tasks(
+        self, workspace_sid: str, conversation_sid: str, statuses: Sequence[str] = ()
+    ) -> list[TaskInfo]:
+        tasks = self._client.taskrouter.v1.workspaces(workspace_sid).tasks
+        found = await self._call(
+            "list_tasks",
+            tasks.list_async(
+                evaluate_task_attributes=f'conversationSid == "{conversation_sid}"',
+                assignment_status=list(statuses) if statuses else values.unset,
+                page_size=50,
+                limit=50,
+            ),
+        )
+        return [TaskInfo(t.sid, t.assignment_status) for t in found]
+
+    async def fetch_workspace(self, workspace_sid: str) -> WorkspaceInfo:
+        instance = await self._call(
+            "fetch_workspace", self._client.taskrouter.v1.workspaces(workspace_sid).fetch_async()
+        )
+        return WorkspaceInfo(
+            instance.sid,
+            instance.friendly_name or "",
+            instance.event_callback_url or None,
+            instance.events_filter or None,
+        )
+
+    async def workflow_name(self, workspace_sid: str, workflow_sid: str) -> str:
+        workspace = self._client.taskrouter.v1.workspaces(workspace_sid)
+        instance = await self._call(
+            "fetch_workflow", workspace.workflows(workflow_sid).fetch_async()
+        )
+        name: str = instance.friendly_name or workflow_sid
+        return name
+
+    async def task_channel_names(self, workspace_sid: str) -> list[str]:
+        workspace = self._client.taskrouter.v1.workspaces(workspace_sid)
+        found = await self._call("list_task_channels", workspace.task_channels.list_async())
+        return [c.unique_name for c in found if c.unique_name]

@@ -29,6 +29,8 @@ _NOTES: dict[Outcome, str] = {
     "closed_by_user": "The conversation with the human agent is ended, as the user asked; "
     + _NEW_ON_NEXT,
     "closed_by_timeout": "The conversation closed after a while without messages; " + _NEW_ON_NEXT,
+    "closed_by_system": "The support team's system closed this conversation before an agent "
+    "could take it (no agent was free in time); " + _NEW_ON_NEXT,
     "conversation_lost": "The conversation with the support team no longer exists on their "
     "side (it was removed), so the agent cannot see it; " + _NEW_ON_NEXT,
     "none_yet": "There is no conversation with a human for this user yet; call {send} when the "

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from bridge.auth.caller import CallerCheck
 from bridge.auth.server import AuthorizationServer
 from bridge.config import Settings
-from bridge.conversations import ConversationsClient, TwilioConversations
+from bridge.conversations import ConversationsClient, TwilioClient
 from bridge.coordination import Coordination
 from bridge.coordination.local import local_coordination
 from bridge.core.handout import Handout
@@ -36,7 +36,7 @@ from bridge.stores import Backend, open_store
 class Services:
     settings: Settings
     store: Backend
-    twilio: TwilioConversations
+    twilio: TwilioClient
     coordination: Coordination
     router: Router
     handoff: HandoffService
@@ -56,20 +56,22 @@ def connect_twilio(settings: Settings, metrics: Metrics | None = None) -> Conver
         settings.twilio_base_url,
         settings.twilio_timeout_seconds,
         observe=metrics.twilio_call if metrics is not None else None,
+        flex_base_url=settings.flex_base_url,
+        taskrouter_base_url=settings.taskrouter_base_url,
     )
 
 
 def build_handoff(
     settings: Settings,
     store: Store,
-    twilio: TwilioConversations,
+    twilio: TwilioClient,
     coordination: Coordination,
     router: Router,
     metrics: Metrics,
 ) -> HandoffService:
     """The core, its parts made here and handed in."""
     webhook_url = settings.webhook_url if settings.webhooks else None
-    inbox = Inbox(store, twilio, coordination.wakeups, metrics)
+    inbox = Inbox(store, twilio, coordination.wakeups, metrics, router)
     opener = ConversationOpener(store, twilio, router, webhook_url=webhook_url, metrics=metrics)
     outbox = Outbox(store, twilio, opener, inbox, coordination.locks, coordination.jobs, metrics)
     # Without webhooks, conversations someone waits on are polled; with them, only
@@ -114,7 +116,7 @@ def build_handoff(
 
 @asynccontextmanager
 async def build_services(
-    settings: Settings, *, twilio: TwilioConversations | None = None
+    settings: Settings, *, twilio: TwilioClient | None = None
 ) -> AsyncIterator[Services]:
     """Every service, started; all closed on exit (the core first, the store last).
 

@@ -25,7 +25,7 @@ ConversationState = Literal["opening", "open", "closed"]
 #: Who ended a conversation: the agent (or Flex on the agent's behalf), the user through
 #: the bridge, Twilio's inactivity timer, or nobody (it vanished from Twilio: deleted, or
 #: the sandbox restarted).
-ClosedBy = Literal["agent", "user", "timeout", "lost"]
+ClosedBy = Literal["agent", "user", "timeout", "system", "lost"]
 OutboxState = Literal["pending", "sent", "failed"]
 #: ``after`` for a caller that has seen no reply of the user's latest conversation yet.
 NOTHING_SEEN = "none"

@@ -139,6 +139,8 @@ def twilio_client(server: LiveServer) -> Client:
     """The real ``twilio`` library, pointed at the sandbox as a Flex agent's tools would be."""
     twilio = Client(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
     twilio.conversations.base_url = f"{server.url}/sandbox/twilio"
+    twilio.taskrouter.base_url = f"{server.url}/sandbox/taskrouter"
+    twilio.flex_api.base_url = f"{server.url}/sandbox/flex"
     return twilio
 
 

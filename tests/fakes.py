@@ -1,4 +1,4 @@
-"""A fake Twilio Conversations client for the core's unit tests: in memory, no HTTP.
+"""A fake Twilio client for the core's unit tests: in memory, no HTTP.
 
 It keeps what the real service keeps (conversations by SID and UniqueName, participants,
 webhooks, messages with growing indexes) and refuses what it refuses (a taken UniqueName,
@@ -6,6 +6,9 @@ a closed conversation, an unknown SID), raising the same :class:`TwilioError` fa
 ``bridge.conversations``. Faults are queued per operation: ``before`` fails the call
 without effect, ``after`` applies the call and then fails it, as when Twilio did the work
 and the answer was lost on the way back.
+
+Flex is kept as far as routing sees it: an Interaction makes a pending task for its
+conversation, and tests move tasks along with :meth:`FakeTwilio.set_task`.
 """
 
 from __future__ import annotations
@@ -13,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from bridge.conversations import (
     ConversationClosed,
@@ -22,9 +26,11 @@ from bridge.conversations import (
     ConversationMessage,
     ConversationNotFound,
     ParticipantExists,
+    TaskInfo,
     TwilioError,
     TwilioUnavailable,
     UniqueNameTaken,
+    WorkspaceInfo,
 )
 
 When = Literal["before", "after"]
@@ -42,9 +48,18 @@ class FakeConversation:
     messages: list[ConversationMessage] = field(default_factory=list)
 
 
+@dataclass
+class FakeTask:
+    sid: str
+    conversation_sid: str
+    attributes: dict[str, Any]
+    assignment_status: str = "pending"
+
+
 class FakeTwilio:
     def __init__(self) -> None:
         self.conversations: dict[str, FakeConversation] = {}
+        self.tasks: list[FakeTask] = []
         self.calls: list[str] = []
         self._faults: dict[str, list[tuple[When, TwilioError] | None]] = defaultdict(list)
         self._sids = itertools.count(1)
@@ -92,6 +107,12 @@ class FakeTwilio:
     def delete(self, sid: str) -> None:
         """As when the conversation is removed (or the sandbox restarted)."""
         del self.conversations[sid]
+
+    def set_task(self, sid: str, status: str) -> FakeTask:
+        """Move the conversation's latest task to ``status`` (as an agent or Flex would)."""
+        task = [t for t in self.tasks if t.conversation_sid == sid][-1]
+        task.assignment_status = status
+        return task
 
     def bodies(self, sid: str) -> list[str]:
         return [m.body for m in self.conversations[sid].messages]
@@ -180,6 +201,45 @@ class FakeTwilio:
     ) -> list[ConversationMessage]:
         self._enter("list_messages")
         return [m for m in self._find(sid).messages if m.index > index]
+
+    async def create_interaction(
+        self,
+        conversation_sid: str,
+        *,
+        workspace_sid: str,
+        workflow_sid: str,
+        task_channel: str,
+        attributes: dict[str, Any],
+    ) -> str:
+        after = self._enter("create_interaction")
+        self._find(conversation_sid)
+        number = next(self._sids)
+        self.tasks.append(FakeTask(f"WT{number:032x}", conversation_sid, attributes))
+        self._exit(after)
+        return f"KD{number:032x}"
+
+    async def conversation_tasks(
+        self, workspace_sid: str, conversation_sid: str, statuses: Sequence[str] = ()
+    ) -> list[TaskInfo]:
+        self._enter("list_tasks")
+        return [
+            TaskInfo(t.sid, t.assignment_status)
+            for t in self.tasks
+            if t.conversation_sid == conversation_sid
+            and (not statuses or t.assignment_status in statuses)
+        ]
+
+    async def fetch_workspace(self, workspace_sid: str) -> WorkspaceInfo:
+        self._enter("fetch_workspace")
+        return WorkspaceInfo(workspace_sid, "Flex Task Assignment", None, None)
+
+    async def workflow_name(self, workspace_sid: str, workflow_sid: str) -> str:
+        self._enter("fetch_workflow")
+        return "Assign to Anyone"
+
+    async def task_channel_names(self, workspace_sid: str) -> list[str]:
+        self._enter("list_task_channels")
+        return ["default", "voice", "chat", "sms", "video", "email"]
 
     # --- inside ---------------------------------------------------------------------------
 

@@ -10,9 +10,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import aiosqlite
+import httpx
 import pytest
 
-from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FLOW_SID, load_settings
+from bridge.config import (
+    SANDBOX_ACCOUNT_SID,
+    SANDBOX_AUTH_TOKEN,
+    SANDBOX_FLOW_SID,
+    SANDBOX_WORKFLOW_SID,
+    SANDBOX_WORKSPACE_SID,
+    load_settings,
+)
 from bridge.doctor import (
     CHECK_NAMES,
     CheckResult,
@@ -97,6 +105,9 @@ async def test_every_check_passes_against_an_emulator_at_its_base_url(
         "TWILIO_AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
         "TWILIO_FLOW_SID": SANDBOX_FLOW_SID,
         "TWILIO_API_BASE_URL": f"{server.url}/sandbox/twilio",
+        "TWILIO_FLEX_API_BASE_URL": f"{server.url}/sandbox/flex",
+        "TWILIO_TASKROUTER_API_BASE_URL": f"{server.url}/sandbox/taskrouter",
+        "TWILIO_WORKSPACE_SID": SANDBOX_WORKSPACE_SID,
         "BRIDGE_SECRET": BRIDGE_SECRET,
         "ALLOW_INSECURE_NO_AUTH": "1",
     }
@@ -104,7 +115,61 @@ async def test_every_check_passes_against_an_emulator_at_its_base_url(
     assert set(statuses(results).values()) == {"pass"}, render(results)
     checks = by_name(results)
     assert "not Twilio" in checks["settings"].detail
-    assert "placeholder" in checks["flow"].detail
+    assert "placeholder" in checks["routing"].detail
+    assert "/twilio/taskrouter" in checks["taskrouter"].detail
+    # Without the workspace named, the event callback cannot be looked at.
+    results = await run_checks({**emulator_env, "TWILIO_WORKSPACE_SID": ""})
+    assert by_name(results)["taskrouter"].status == "skip"
+    # Routing through Interactions: the workspace, workflow and task channel are checked.
+    interactions = {
+        **emulator_env,
+        "ROUTING": "interactions",
+        "TWILIO_FLOW_SID": "",
+        "TWILIO_WORKFLOW_SID": SANDBOX_WORKFLOW_SID,
+    }
+    results = await run_checks(interactions)
+    assert set(statuses(results).values()) == {"pass"}, render(results)
+    routing = by_name(results)["routing"].detail
+    assert "workspace Flex Task Assignment" in routing
+    assert "workflow Assign to Anyone" in routing
+    assert "task channel chat" in routing
+    for name, value, words in (
+        ("TWILIO_WORKFLOW_SID", "WW" + "1" * 32, "is not a workflow"),
+        ("TWILIO_TASK_CHANNEL", "webchat", "is not a task channel"),
+        ("TWILIO_WORKSPACE_SID", "WS" + "1" * 32, "was refused"),
+    ):
+        results = await run_checks({**interactions, name: value})
+        broken = by_name(results)["routing"]
+        assert broken.status == "fail", render(results)
+        assert words in broken.detail
+        assert name in broken.fix
+
+
+async def test_an_event_callback_elsewhere_fails_with_its_fix(start_bridge: Starter) -> None:
+    server, env = start_bridge()
+    base = f"{server.url}/sandbox/taskrouter/v1/Workspaces/{SANDBOX_WORKSPACE_SID}"
+    auth = (SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
+    async with httpx.AsyncClient(auth=auth) as http:
+        moved = await http.post(base, data={"EventCallbackUrl": ""})
+        assert moved.status_code == 200, moved.text
+        results = await run_checks(env)
+        unset = by_name(results)["taskrouter"]
+        assert unset.status == "fail"
+        assert "not set" in unset.detail
+        assert "/twilio/taskrouter" in unset.fix
+        narrowed = await http.post(
+            base,
+            data={
+                "EventCallbackUrl": server.settings.taskrouter_event_url,
+                "EventsFilter": "task.created,task.completed",
+            },
+        )
+        assert narrowed.status_code == 200, narrowed.text
+        results = await run_checks(env)
+    check = by_name(results)["taskrouter"]
+    assert check.status == "fail"
+    assert "task.wrapup, task.canceled" in check.detail
+    assert exit_code(results) == 1
 
 
 async def test_wrong_auth_token_is_rejected_with_its_fix(start_bridge: Starter) -> None:
@@ -218,7 +283,7 @@ async def test_sandbox_needs_the_bridge_running(tmp_path: Path) -> None:
     assert exit_code(results) == 1
 
 
-def test_flow_placeholder_fails_against_real_twilio() -> None:
+async def test_flow_placeholder_fails_against_real_twilio() -> None:
     settings = load_settings(
         {
             "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
@@ -228,12 +293,12 @@ def test_flow_placeholder_fails_against_real_twilio() -> None:
             "ALLOW_INSECURE_NO_AUTH": "1",
         }
     )
-    result = check_routing(build_router(settings, FakeTwilio()))
+    result = await check_routing(build_router(settings, FakeTwilio()))
     assert result.status == "fail"
     assert "placeholder" in result.detail
     assert "Studio" in result.fix
     sandbox = load_settings({"TWILIO_FLOW_SID": "FW" + "ab" * 16})
-    real = check_routing(build_router(sandbox, FakeTwilio()))
+    real = await check_routing(build_router(sandbox, FakeTwilio()))
     assert real.status == "pass"
     assert real.detail == "TWILIO_FLOW_SID FWab…abab"
 

@@ -14,13 +14,6 @@ from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
 from tests.conftest import Agent, LiveServer, ServerFactory, twilio_client
 
 
-def flex_client(server: LiveServer) -> Client:
-    client = twilio_client(server)
-    client.taskrouter.base_url = f"{server.url}/sandbox/taskrouter"
-    client.flex_api.base_url = f"{server.url}/sandbox/flex"
-    return client
-
-
 def accept(twilio: Client, conversation_sid: str, agent: str) -> tuple[str, str]:
     """An agent's Accept of the task Studio's Send to Flex made for the conversation; the
     Interaction and its channel, as the task's attributes name them."""
@@ -41,7 +34,7 @@ async def test_a_flex_close_no_webhook_announces_reaches_the_user_through_taskro
 ) -> None:
     # The periodic reconcile is far off: only the TaskRouter callback can tell in time.
     server = make_server(REPLY_WAIT_SECONDS="4", RECONCILE_INTERVAL_SECONDS="3600")
-    twilio = flex_client(server)
+    twilio = twilio_client(server)
     async with httpx.AsyncClient(auth=(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)) as control:
         (
             await control.put(f"{server.url}/sandbox/control/faults", json={"silent_closes": 1.0})

@@ -4,15 +4,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Mapping
 
 from bridge import logs
 from bridge.backoff import backoff
-from bridge.conversations import ConversationNotFound, TwilioConversations, TwilioUnavailable
+from bridge.conversations import (
+    ConversationClosed,
+    ConversationNotFound,
+    TwilioConversations,
+    TwilioUnavailable,
+)
 from bridge.coordination import Wakeups
 from bridge.metrics import Metrics
+from bridge.routing import Router
 from bridge.store import AgentMessage, ClosedBy, ConversationRow, Store
 from bridge.tasks import cancel_and_wait
 
@@ -21,6 +28,8 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 15.0
 #: TaskRouter events after which a conversation may have been closed by Flex.
 TASK_EVENTS = ("task.wrapup", "task.completed", "task.canceled")
+#: A task's end, and who it puts a conversation's end down to if Flex left it open.
+TASK_ENDS: dict[str, ClosedBy] = {"task.completed": "agent", "task.canceled": "system"}
 
 
 class Inbox:
@@ -30,11 +39,13 @@ class Inbox:
         twilio: TwilioConversations,
         wakeups: Wakeups,
         metrics: Metrics,
+        router: Router,
         max_reads_in_flight: int = 8,
     ) -> None:
         self._store = store
         self._metrics = metrics
         self._twilio = twilio
+        self._router = router
         self._wakeups = wakeups
         # Shared by reconciles and polls: however many conversations need reading at
         # once, at most this many list calls are in flight.
@@ -42,6 +53,7 @@ class Inbox:
         self._reconciling: dict[int, asyncio.Task[None]] = {}
         self._again: set[int] = set()
         self._state_wanted: set[int] = set()
+        self._task_ended: dict[int, tuple[str, ClosedBy]] = {}
 
     async def close(self) -> None:
         await cancel_and_wait(self._reconciling.values())
@@ -95,8 +107,10 @@ class Inbox:
     async def on_task_event(self, params: Mapping[str, str]) -> bool:
         """Apply one (already authenticated) TaskRouter event; False if it is not about one
         of the bridge's conversations. A task's end is only a hint: the conversation's own
-        state, read from Twilio, says whether it closed."""
-        if params.get("EventType") not in TASK_EVENTS:
+        state, read from Twilio, says whether it closed; if Flex left it open with no live
+        task, no agent will answer it, so the bridge closes it (see :meth:`end_orphan`)."""
+        event = params.get("EventType", "")
+        if event not in TASK_EVENTS:
             return False
         try:
             attributes = json.loads(params.get("TaskAttributes", "{}"))
@@ -106,8 +120,12 @@ class Inbox:
         row = await self._store.conversation_by_sid(sid) if isinstance(sid, str) else None
         if row is None:
             return False
-        if row.state != "closed":
-            self.schedule_reconcile(row.id, state=True)
+        if row.state == "closed":
+            return True
+        workspace_sid = params.get("WorkspaceSid", "")
+        if event in TASK_ENDS and workspace_sid:
+            self._task_ended[row.id] = (workspace_sid, TASK_ENDS[event])
+        self.schedule_reconcile(row.id, state=True)
         return True
 
     # --- pull -----------------------------------------------------------------------------
@@ -130,8 +148,11 @@ class Inbox:
                 self._again.discard(conversation_id)
                 state = conversation_id in self._state_wanted
                 self._state_wanted.discard(conversation_id)
+                ended = self._task_ended.pop(conversation_id, None)
                 try:
-                    if state:
+                    if ended is not None:
+                        await self.end_orphan(conversation_id, *ended)
+                    elif state:
                         await self.sync(conversation_id)
                     else:
                         await self.reconcile(conversation_id)
@@ -141,6 +162,8 @@ class Inbox:
                     self._again.add(conversation_id)
                     if state:
                         self._state_wanted.add(conversation_id)
+                    if ended is not None:
+                        self._task_ended.setdefault(conversation_id, ended)
                 except Exception:
                     log.exception("reconcile of conversation %s failed", conversation_id)
                 if conversation_id not in self._again:
@@ -173,6 +196,27 @@ class Inbox:
             return
         if info.state == "closed":
             await self.finish(row, read_last=False, closed_by="agent")
+
+    async def end_orphan(self, conversation_id: int, workspace_sid: str, by: ClosedBy) -> None:
+        """After a task of the conversation ended: read its messages and state; if Flex left
+        it active with no live task (a task completed or canceled through TaskRouter, which
+        Flex does not carry over to the conversation), no agent will ever answer it, so close
+        it as Twilio advises, and put the close down to ``by``. An inactive (parked)
+        conversation, or one with another live task (a transfer), is left as it is."""
+        await self.sync(conversation_id)
+        row = await self._store.conversation_by_id(conversation_id)
+        if row.sid is None or row.state == "closed":
+            return
+        async with self._reads:
+            info = await self._twilio.fetch_conversation(row.sid)
+        if info.state != "active" or await self._router.holds(row.sid, workspace_sid):
+            return
+        await self._store.mark_closing(row.id, by)
+        # Closed in between by someone else: still closed, and still put down to ``by``.
+        with contextlib.suppress(ConversationClosed):
+            await self._twilio.close_conversation(row.sid)
+        logs.event(log, "conversation.orphan_closed", sid=row.sid, closed_by=by)
+        await self.finish(row, read_last=True, closed_by=by)
 
     async def _read_new(self, row: ConversationRow) -> None:
         assert row.sid is not None

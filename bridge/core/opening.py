@@ -15,7 +15,7 @@ import logging
 from bridge import logs
 from bridge.conversations import ParticipantExists, TwilioConversations, UniqueNameTaken
 from bridge.metrics import Metrics
-from bridge.routing import Router
+from bridge.routing import Router, TaskDetails
 from bridge.store import ConversationRow, Store
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class ConversationOpener:
         self._metrics = metrics
 
     async def current(
-        self, identity: str, profile: str | None = None
+        self, identity: str, profile: str | None = None, context: str | None = None
     ) -> tuple[ConversationRow, bool]:
         """The identity's open conversation; True if it was opened by this call.
 
@@ -85,18 +85,19 @@ class ConversationOpener:
             if info.state == "closed":
                 await self._store.mark_closed(row.id, "agent")
                 continue
-            await self._attach(info.sid, identity, fresh)
+            await self._attach(info.sid, TaskDetails(identity, profile, context), fresh)
             await self._store.mark_open(row.id, info.sid)
             self._metrics.handoffs_started.inc()
             logs.event(log, "conversation.opened", sid=info.sid, generation=row.generation)
             return await self._store.conversation_by_id(row.id), True
 
-    async def _attach(self, sid: str, identity: str, fresh: bool) -> None:
+    async def _attach(self, sid: str, details: TaskDetails, fresh: bool) -> None:
         """Participant, event webhook and route, skipping whatever exists."""
+        identity = details.identity
         if not fresh and identity not in await self._twilio.participant_identities(sid):
             with contextlib.suppress(ParticipantExists):
                 await self._twilio.add_participant(sid, identity)
         webhooks = None if fresh else await self._twilio.webhook_targets(sid)
-        await self._router.route(sid, webhooks=webhooks)
+        await self._router.route(sid, webhooks=webhooks, details=details)
         if self._webhook_url and (webhooks is None or "webhook" not in webhooks):
             await self._twilio.add_event_webhook(sid, self._webhook_url)

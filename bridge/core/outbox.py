@@ -140,7 +140,7 @@ class Outbox:
 
     async def _deliver(self, row: OutboxRow) -> None:
         earlier_attempts = await self._store.begin_attempt(row.id)
-        conversation, opened = await self._opener.current(row.identity, row.profile)
+        conversation, opened = await self._opener.current(row.identity, row.profile, row.context)
         try:
             await self._post(conversation, row, opened, check=earlier_attempts > 0 and not opened)
         except (ConversationClosed, ConversationNotFound) as exc:
@@ -149,7 +149,9 @@ class Outbox:
             await self._inbox.finish(
                 conversation, read_last=closed, closed_by="agent" if closed else "lost"
             )
-            conversation, opened = await self._opener.current(row.identity, row.profile)
+            conversation, opened = await self._opener.current(
+                row.identity, row.profile, row.context
+            )
             await self._post(conversation, row, opened, check=False)
         await self._store.mark_sent(row.id, conversation.id)
         self._metrics.user_messages_posted.inc()

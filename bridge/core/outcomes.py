@@ -14,6 +14,7 @@ Outcome = Literal[
     "closed_by_agent",
     "closed_by_user",
     "closed_by_timeout",  # Twilio's inactivity timer closed it
+    "closed_by_system",  # Flex ended its task with no agent (no one took it in time)
     "conversation_lost",  # it vanished from Twilio (deleted, or the sandbox restarted)
     "none_yet",  # the user has never had a conversation
 ]
@@ -24,6 +25,7 @@ _CLOSED: dict[ClosedBy | None, Outcome] = {
     "agent": "closed_by_agent",
     "user": "closed_by_user",
     "timeout": "closed_by_timeout",
+    "system": "closed_by_system",
     "lost": "conversation_lost",
     None: "closed_by_agent",  # closed before the bridge recorded who closed
 }

@@ -19,13 +19,15 @@ from typing import TextIO
 import aiohttp
 from dotenv import load_dotenv
 
-from bridge.config import ConfigError, load_settings
+from bridge.config import ConfigError, Settings, load_settings
+from bridge.conversations import TwilioClient
 from bridge.doctor.checks import (
     check_database,
     check_manifest,
     check_public_url,
     check_routing,
     check_settings,
+    check_taskrouter,
     check_twilio,
     check_webhook,
     doctor_twilio,
@@ -76,27 +78,44 @@ async def run_checks(
     results = [check_settings(settings)]
     twilio = doctor_twilio(settings, request_seconds)
     try:
-        results.append(await check_twilio(settings, twilio))
-        results.append(check_routing(build_router(settings, twilio)))
+        twilio_ok = await check_twilio(settings, twilio)
+        results.append(twilio_ok)
+        if twilio_ok.status == "pass":
+            results.append(await check_routing(build_router(settings, twilio)))
+        else:
+            results.append(skipped("routing", "Twilio did not accept the credentials"))
+        client_timeout = aiohttp.ClientTimeout(total=request_seconds)
+        headers = {"User-Agent": "flex-bridge-doctor"}
+        async with aiohttp.ClientSession(timeout=client_timeout, headers=headers) as http:
+            results.extend(await _reachability(http, settings, twilio, twilio_ok, request_seconds))
     finally:
         await twilio.close()
-    client_timeout = aiohttp.ClientTimeout(total=request_seconds)
-    headers = {"User-Agent": "flex-bridge-doctor"}
-    async with aiohttp.ClientSession(timeout=client_timeout, headers=headers) as http:
-        health = await check_public_url(http, settings, request_seconds)
-        results.append(health)
-        if health.status != "pass":
-            results.append(skipped("manifest", "PUBLIC_URL does not lead to the bridge"))
-            results.append(skipped("webhook", "PUBLIC_URL does not lead to the bridge"))
-        else:
-            manifest, advertised = await check_manifest(http, settings, request_seconds)
-            results.append(manifest)
-            if settings.webhooks:
-                results.append(await check_webhook(http, settings, request_seconds, advertised))
-            else:
-                results.append(skipped("webhook", "WEBHOOKS=off: the bridge polls Twilio"))
     results.append(await check_database(settings))
     return results
+
+
+async def _reachability(
+    http: aiohttp.ClientSession,
+    settings: Settings,
+    twilio: TwilioClient,
+    twilio_ok: CheckResult,
+    seconds: float,
+) -> list[CheckResult]:
+    """PUBLIC_URL, the manifest, and the two webhook routes, as Twilio would reach them."""
+    health = await check_public_url(http, settings, seconds)
+    if health.status != "pass":
+        why = "PUBLIC_URL does not lead to the bridge"
+        return [health, *(skipped(name, why) for name in ("manifest", "webhook", "taskrouter"))]
+    manifest, advertised = await check_manifest(http, settings, seconds)
+    if not settings.webhooks:
+        why = "WEBHOOKS=off: the bridge polls Twilio"
+        return [health, manifest, skipped("webhook", why), skipped("taskrouter", why)]
+    webhook = await check_webhook(http, settings, seconds, advertised)
+    if twilio_ok.status != "pass":
+        events = skipped("taskrouter", "Twilio did not accept the credentials")
+    else:
+        events = await check_taskrouter(http, settings, twilio, seconds)
+    return [health, manifest, webhook, events]
 
 
 def _can_print(stream: TextIO, text: str) -> bool:

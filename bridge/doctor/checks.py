@@ -1,4 +1,5 @@
-"""The doctor's checks: settings, Twilio, the flow, PUBLIC_URL, manifest, webhook, database."""
+"""The doctor's checks: settings, Twilio, routing, PUBLIC_URL, manifest, webhook, the
+TaskRouter event callback, database."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from twilio.request_validator import RequestValidator
 
 from bridge.config import Settings
 from bridge.conversations import (
-    TwilioConversations,
+    TwilioClient,
     TwilioError,
     TwilioRejected,
     TwilioUnavailable,
@@ -30,6 +31,7 @@ from bridge.doctor.results import (
     mode_of,
     passed,
     shown_url,
+    skipped,
 )
 from bridge.logs import mask
 from bridge.routing import Router
@@ -108,13 +110,13 @@ def _unavailable_fix(settings: Settings, error: TwilioUnavailable) -> str:
     )
 
 
-def doctor_twilio(settings: Settings, seconds: float) -> TwilioConversations:
+def doctor_twilio(settings: Settings, seconds: float) -> TwilioClient:
     """The bridge's Twilio client, each call given at most ``seconds``; close it after."""
     shorter = min(seconds, settings.twilio_timeout_seconds)
     return connect_twilio(replace(settings, twilio_timeout_seconds=shorter))
 
 
-async def check_twilio(settings: Settings, client: TwilioConversations) -> CheckResult:
+async def check_twilio(settings: Settings, client: TwilioClient) -> CheckResult:
     """One cheap authenticated call with the configured credentials."""
     where = "Twilio"
     if settings.twilio_api_base_url:
@@ -145,12 +147,105 @@ async def check_twilio(settings: Settings, client: TwilioConversations) -> Check
     return passed("twilio", f"account {mask(settings.twilio_account_sid)} accepted by {where}")
 
 
-def check_routing(router: Router) -> CheckResult:
-    """What the router says of its own settings (for Studio: the flow SID)."""
-    found = router.check()
-    if found.ok:
-        return passed(found.name, found.detail)
-    return failed(found.name, found.detail, found.fix)
+async def check_routing(router: Router) -> CheckResult:
+    """What the router says of its settings (Studio: the flow SID; Interactions: the
+    workspace, workflow and task channel as Twilio knows them): one line, the first
+    failure's fix."""
+    found = await router.check()
+    broken = next((c for c in found if not c.ok), None)
+    if broken is not None:
+        return failed("routing", f"{broken.name}: {broken.detail}", broken.fix)
+    if len(found) == 1:
+        return passed("routing", found[0].detail)
+    return passed("routing", "; ".join(f"{c.name} {c.detail}" for c in found))
+
+
+#: The TaskRouter events the bridge needs to hear of.
+TASKROUTER_EVENTS = ("task.wrapup", "task.completed", "task.canceled")
+
+
+async def check_taskrouter(
+    http: aiohttp.ClientSession,
+    settings: Settings,
+    twilio: TwilioClient,
+    seconds: float,
+) -> CheckResult:
+    """The Flex workspace's event callback points at PUBLIC_URL/twilio/taskrouter with the
+    task events, and a correctly signed event sent there is accepted."""
+    url = settings.taskrouter_event_url
+    ws = settings.twilio_workspace_sid
+    if not ws:
+        return skipped(
+            "taskrouter",
+            "TWILIO_WORKSPACE_SID is not set: set it to your Flex workspace's WS… SID to "
+            "check its event callback",
+        )
+    try:
+        workspace = await twilio.fetch_workspace(ws)
+    except TwilioError as error:
+        return failed(
+            "taskrouter",
+            f"could not read workspace {mask(ws)} ({error})",
+            "Set TWILIO_WORKSPACE_SID to your Flex workspace's SID (Console > TaskRouter > "
+            "Workspaces), then run the doctor again.",
+        )
+    setting = (
+        f"In Console > TaskRouter > {workspace.friendly_name or 'your Flex workspace'} > "
+        f"Settings, set the Event callback URL to {url} with the events Task Wrap-Up, "
+        "Task Completed and Task Canceled (docs/flex-setup.md, section 5)."
+    )
+    if workspace.event_callback_url != url:
+        shown = shown_url(workspace.event_callback_url) if workspace.event_callback_url else None
+        return failed(
+            "taskrouter",
+            f"the workspace's event callback is {shown or 'not set'}, not {url}",
+            f"{setting} Without it a close Flex makes silently reaches users only at the "
+            "next reconcile.",
+        )
+    # No filter means every event; a filter must list the task events.
+    listed = [e.strip() for e in (workspace.events_filter or "").split(",") if e.strip()]
+    missing = [e for e in TASKROUTER_EVENTS if listed and e not in listed]
+    if missing:
+        return failed(
+            "taskrouter",
+            f"the event callback leaves out {', '.join(missing)}",
+            setting,
+        )
+    form = {
+        "EventType": "task.completed",
+        "WorkspaceSid": ws,
+        "TaskSid": "WT" + "0" * 32,
+        "TaskAttributes": json.dumps({"conversationSid": PROBE_CONVERSATION_SID}),
+    }
+    try:
+        status = await _signed_post(http, url, form, settings)
+    except (aiohttp.ClientError, TimeoutError) as error:
+        return failed(
+            "taskrouter",
+            f"POST {url}: {http_failure(error, seconds)}",
+            "Make sure the proxy in front of the bridge forwards POST /twilio/taskrouter.",
+        )
+    if 200 <= status < 300:
+        return passed("taskrouter", f"event callback {url}, signed POST accepted ({status})")
+    return failed(
+        "taskrouter",
+        f"signed POST {url} answered {status}",
+        "The bridge must answer TaskRouter's signed events: use the same PUBLIC_URL and "
+        "TWILIO_AUTH_TOKEN for the bridge and the doctor, and let the proxy forward "
+        "POST /twilio/taskrouter unchanged.",
+    )
+
+
+async def _signed_post(
+    http: aiohttp.ClientSession, url: str, form: dict[str, str], settings: Settings
+) -> int:
+    """POST a form signed as Twilio signs its webhooks; the status it got."""
+    signature = RequestValidator(settings.twilio_auth_token).compute_signature(url, form)
+    async with http.post(
+        url, data=form, headers={"X-Twilio-Signature": signature}, allow_redirects=False
+    ) as response:
+        await response.read()
+        return response.status
 
 
 async def _get(http: aiohttp.ClientSession, url: str) -> tuple[aiohttp.ClientResponse, bytes]:
@@ -301,13 +396,8 @@ async def check_webhook(
         "Body": "signature check",
         "Source": "API",
     }
-    signature = RequestValidator(settings.twilio_auth_token).compute_signature(url, form)
     try:
-        async with http.post(
-            url, data=form, headers={"X-Twilio-Signature": signature}, allow_redirects=False
-        ) as response:
-            status = response.status
-            await response.read()
+        status = await _signed_post(http, url, form, settings)
     except (aiohttp.ClientError, TimeoutError) as error:
         return failed(
             "webhook",

@@ -13,7 +13,16 @@ from bridge.config import Settings
 Status = Literal["pass", "fail", "skip"]
 
 #: The checks, in the order they run and are printed.
-CHECK_NAMES = ("settings", "twilio", "flow", "public_url", "manifest", "webhook", "database")
+CHECK_NAMES = (
+    "settings",
+    "twilio",
+    "routing",
+    "public_url",
+    "manifest",
+    "webhook",
+    "taskrouter",
+    "database",
+)
 
 #: A conversation SID no bridge ever stores: the webhook probe is answered but changes nothing.
 PROBE_CONVERSATION_SID = "CH" + "0" * 32

@@ -1,7 +1,12 @@
-"""How a conversation reaches Flex, behind one protocol chosen at start-up.
+"""How a conversation reaches Flex, behind one protocol chosen at start-up (ROUTING).
 
-Today's router is Studio's (:mod:`bridge.routing.studio`): a Studio webhook whose flow's
-Send to Flex widget hands the conversation to Flex on its first message.
+- ``studio`` (:mod:`bridge.routing.studio`): a Studio webhook whose flow's Send to Flex
+  widget hands the conversation to Flex on its first message.
+- ``interactions`` (:mod:`bridge.routing.interactions`): the bridge creates the Flex
+  Interaction itself, with the workspace, workflow and task channel from the settings.
+
+Either way Flex routes the conversation as a TaskRouter task, so both answer the same
+question the same way: does Flex still hold a live task for this conversation?
 """
 
 from __future__ import annotations
@@ -11,7 +16,10 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from bridge.config import Settings
-from bridge.conversations import TwilioConversations
+from bridge.conversations import TwilioClient, TwilioFlex
+
+#: Task states in which Flex still has the conversation in hand (an agent may yet answer).
+LIVE_TASK_STATES = ("pending", "reserved", "assigned")
 
 
 @dataclass(frozen=True)
@@ -24,13 +32,29 @@ class RoutingCheck:
     fix: str = ""
 
 
+@dataclass(frozen=True)
+class TaskDetails:
+    """What the agent should see with the task: who (the identity hash, and the verified
+    profile when the user agreed to share it) and the assistant's context."""
+
+    identity: str
+    profile: str | None = None  # JSON: name, email
+    context: str | None = None
+
+
 class Router(Protocol):
-    async def route(self, sid: str, *, webhooks: Sequence[str] | None) -> None:
+    async def route(
+        self, sid: str, *, webhooks: Sequence[str] | None, details: TaskDetails
+    ) -> None:
         """Send the conversation to Flex, once. ``webhooks``: the targets the conversation
         has already (None for one created just now, which has none), so a retry after a
         failure adds nothing twice."""
 
-    def check(self) -> RoutingCheck:
+    async def holds(self, sid: str, workspace_sid: str) -> bool:
+        """Whether Flex still has a live task (pending, reserved, assigned) for the
+        conversation in the workspace."""
+
+    async def check(self) -> list[RoutingCheck]:
         """Whether the routing settings can work where the bridge sends its calls."""
 
 
@@ -44,7 +68,21 @@ def target_of(settings: Settings) -> Target:
     return "sandbox" if settings.sandbox else "twilio"
 
 
-def build_router(settings: Settings, twilio: TwilioConversations) -> Router:
+async def holds_live_task(flex: TwilioFlex, sid: str, workspace_sid: str) -> bool:
+    return bool(await flex.conversation_tasks(workspace_sid, sid, LIVE_TASK_STATES))
+
+
+def build_router(settings: Settings, twilio: TwilioClient) -> Router:
+    if settings.routing == "interactions":
+        from bridge.routing.interactions import InteractionsRouter
+
+        return InteractionsRouter(
+            twilio,
+            workspace_sid=settings.twilio_workspace_sid,
+            workflow_sid=settings.twilio_workflow_sid,
+            task_channel=settings.twilio_task_channel,
+            share_profile=settings.auth.share_profile_with_agent,
+        )
     from bridge.routing.studio import StudioRouter
 
     return StudioRouter(twilio, settings.twilio_flow_sid, target_of(settings))

@@ -7,24 +7,33 @@ import re
 from collections.abc import Sequence
 
 from bridge.config import SANDBOX_FLOW_SID
-from bridge.conversations import TwilioConversations
+from bridge.conversations import TwilioClient
 from bridge.logs import mask
-from bridge.routing import RoutingCheck, Target
+from bridge.routing import RoutingCheck, Target, TaskDetails, holds_live_task
 
 FLOW_SID = re.compile(r"^FW[0-9a-fA-F]{32}$")
 
 
 class StudioRouter:
-    def __init__(self, twilio: TwilioConversations, flow_sid: str, target: Target) -> None:
+    def __init__(self, twilio: TwilioClient, flow_sid: str, target: Target) -> None:
         self._twilio = twilio
         self._flow_sid = flow_sid
         self._target = target
 
-    async def route(self, sid: str, *, webhooks: Sequence[str] | None) -> None:
+    async def route(
+        self, sid: str, *, webhooks: Sequence[str] | None, details: TaskDetails
+    ) -> None:
+        # The flow makes the task; what it puts in the task's attributes is the flow's.
         if webhooks is None or "studio" not in webhooks:
             await self._twilio.add_studio_webhook(sid, self._flow_sid)
 
-    def check(self) -> RoutingCheck:
+    async def holds(self, sid: str, workspace_sid: str) -> bool:
+        return await holds_live_task(self._twilio, sid, workspace_sid)
+
+    async def check(self) -> list[RoutingCheck]:
+        return [self._check_flow()]
+
+    def _check_flow(self) -> RoutingCheck:
         """TWILIO_FLOW_SID's form, and the sandbox placeholder used against Twilio itself."""
         flow = self._flow_sid
         if not FLOW_SID.match(flow):

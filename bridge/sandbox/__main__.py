@@ -1,7 +1,7 @@
 """Run the sandbox alone: ``python -m bridge.sandbox --port 5003``.
 
-Serves the Conversations emulator and the agent console at the same paths as when
-embedded (``/sandbox/twilio/v1/...``, ``/sandbox/``), accepting the credentials in
+Serves the Conversations, TaskRouter and Flex emulators and the agent console at the same
+paths as when embedded (``/sandbox/twilio/v1/...``, ``/sandbox/``), accepting the credentials in
 TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (the documented sandbox ones when unset).
 A bridge uses it as it would use Twilio: TWILIO_API_BASE_URL=http://HOST:PORT/sandbox/twilio.
 """
@@ -21,6 +21,8 @@ from hypercorn.config import Config
 from bridge.config import (
     SANDBOX_ACCOUNT_SID,
     SANDBOX_AUTH_TOKEN,
+    SANDBOX_WORKFLOW_SID,
+    SANDBOX_WORKSPACE_SID,
     ConfigError,
     is_loopback,
     sandbox_webhook_urls,
@@ -58,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     app = create_sandbox_app(
-        account_sid, auth_token, webhook_targets=WebhookTargets.from_setting(allowed, own=None)
+        account_sid,
+        auth_token,
+        webhook_targets=WebhookTargets.from_setting(allowed, own=None),
+        workspace_sid=SANDBOX_WORKSPACE_SID,
+        workflow_sid=SANDBOX_WORKFLOW_SID,
     )
     asyncio.run(serve(app, config))
     return 0

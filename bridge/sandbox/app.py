@@ -39,6 +39,9 @@ def create_sandbox_app(
     *,
     idp_clients: dict[str, IdpClient] | None = None,
     webhook_targets: WebhookTargets | None = None,
+    workspace_sid: str | None = None,
+    workflow_sid: str | None = None,
+    event_callback_url: str | None = None,
 ) -> Quart:
     """The emulator, its controls, the agent console and the development OpenID Connect
     provider (``/sandbox/idp``), as an ASGI app of its own.
@@ -53,6 +56,10 @@ def create_sandbox_app(
 
     ``webhook_targets`` says where conversation webhooks may point (by default: loopback
     URLs); any other Configuration.Url is refused.
+
+    ``workspace_sid`` and ``workflow_sid`` fix the TaskRouter workspace's SIDs (random by
+    default); ``event_callback_url`` is its EventCallbackUrl from the start, as an operator
+    sets it once in the Console.
     """
     app = Quart(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -80,7 +87,12 @@ def create_sandbox_app(
             auth_token, app.config["SANDBOX_FAULTS"], app.config["SANDBOX_STATS"]
         )
         await delivery.start()
-        workspace = Workspace(account_sid)
+        workspace = Workspace(
+            account_sid,
+            sid=workspace_sid,
+            workflow_sid=workflow_sid,
+            event_callback_url=event_callback_url,
+        )
         EventCallbacks(workspace, delivery)
         faults: Faults = app.config["SANDBOX_FAULTS"]
         flex = Flex(account, workspace, silent_close=lambda: Faults.chance(faults.silent_closes))

@@ -136,13 +136,53 @@ def test_a_task_from_pending_to_completed_through_the_library(
     )
     assert (cumulative["tasks_entered"], cumulative["tasks_completed"]) == (1, 1)
     assert (cumulative["reservations_created"], cumulative["reservations_accepted"]) == (1, 1)
+    mine = raw.get(f"{base}/Workers/{alex.sid}/Reservations/{offer.sid}").json()
+    assert_matches(
+        mine,
+        "/v1/Workspaces/{WorkspaceSid}/Workers/{WorkerSid}/Reservations/{Sid}",
+        "get",
+        200,
+        "taskrouter",
+    )
+    assert mine["url"].endswith(f"/Workers/{alex.sid}/Reservations/{offer.sid}")
+
+
+def test_an_agent_answers_offers_through_their_worker(taskrouter: Client) -> None:
+    (workspace,) = taskrouter.taskrouter.v1.workspaces.list()
+    ws = taskrouter.taskrouter.v1.workspaces(workspace.sid)
+    activity = {a.friendly_name: a.sid for a in ws.activities.list()}
+    (workflow,) = ws.workflows.list()
+    alex = ws.workers.create(friendly_name="alex", activity_sid=activity["Available"])
+    sam = ws.workers.create(friendly_name="sam")
+    task = ws.tasks.create(workflow_sid=workflow.sid, task_channel="chat")
+    (offer,) = ws.workers(alex.sid).reservations.list(reservation_status="pending")
+    with pytest.raises(TwilioRestException) as elsewhere:
+        ws.workers(sam.sid).reservations(offer.sid).fetch()  # not sam's to answer
+    assert elsewhere.value.status == 404
+    with pytest.raises(TwilioRestException):
+        ws.workers(alex.sid).reservations(offer.sid).update(
+            reservation_status="rejected", worker_activity_sid="WA" + "9" * 32
+        )
+    assert ws.tasks(task.sid).fetch().assignment_status == "reserved"  # nothing changed
+    rejected = (
+        ws.workers(alex.sid)
+        .reservations(offer.sid)
+        .update(reservation_status="rejected", worker_activity_sid=activity["Unavailable"])
+    )
+    assert rejected.reservation_status == "rejected"
+    assert ws.workers(alex.sid).fetch().activity_name == "Unavailable"
+    assert ws.tasks(task.sid).fetch().assignment_status == "pending"
+    ws.workers(sam.sid).update(activity_sid=activity["Available"])
+    (second,) = ws.workers(sam.sid).reservations.list(reservation_status="pending")
+    ws.workers(sam.sid).reservations(second.sid).update(reservation_status="accepted")
+    assert ws.tasks(task.sid).fetch().assignment_status == "assigned"
 
 
 def test_refusals_are_twilio_errors(taskrouter: Client) -> None:
     (workspace,) = taskrouter.taskrouter.v1.workspaces.list()
     ws = taskrouter.taskrouter.v1.workspaces(workspace.sid)
     with pytest.raises(TwilioRestException) as missing:
-        taskrouter.taskrouter.v1.workspaces("WS" + "0" * 32).fetch()
+        taskrouter.taskrouter.v1.workspaces("WS" + "9" * 32).fetch()
     assert (missing.value.status, missing.value.code) == (404, 20404)
     (workflow,) = ws.workflows.list()
     task = ws.tasks.create(workflow_sid=workflow.sid, task_channel="chat")
@@ -225,3 +265,41 @@ def test_an_event_callback_url_elsewhere_is_refused(make_server: ServerFactory) 
             event_callback_url="http://169.254.169.254/latest"
         )
     assert refused.value.status == 400
+
+
+def test_tasks_are_found_by_their_attributes(taskrouter: Client, raw: httpx.Client) -> None:
+    (workspace,) = taskrouter.taskrouter.v1.workspaces.list()
+    ws = taskrouter.taskrouter.v1.workspaces(workspace.sid)
+    (workflow,) = ws.workflows.list()
+    made = {
+        name: ws.tasks.create(
+            workflow_sid=workflow.sid,
+            task_channel="chat",
+            attributes=json.dumps(attributes),
+        ).sid
+        for name, attributes in {
+            "ann": {"conversationSid": "CH1", "customer": {"tier": "gold"}, "skills": ["fr"]},
+            "bob": {"conversationSid": "CH2", "customer": {"tier": "silver"}, "priority": 5},
+        }.items()
+    }
+
+    def found(expression: str, **more: object) -> set[str]:
+        listed = ws.tasks.list(evaluate_task_attributes=expression, **more)
+        return {name for name, sid in made.items() if sid in {t.sid for t in listed}}
+
+    assert found('conversationSid == "CH1"') == {"ann"}
+    assert found("conversationSid == 'CH2'") == {"bob"}
+    assert found('customer.tier IN ["gold", "platinum"]') == {"ann"}
+    assert found('skills HAS "fr" OR priority > 3') == {"ann", "bob"}
+    assert found('(conversationSid == "CH1" and priority > 3) || missing == null') == {
+        "ann",
+        "bob",
+    }
+    assert found('customer.tier NOT IN ["gold"]') == {"bob"}
+    assert found('conversationSid == "CH1"', assignment_status=["canceled"]) == set()
+    for broken in ('conversationSid == "CH1', "conversationSid ==", "(a == 1", "a = 1", "a ~ 1"):
+        refused = raw.get(
+            f"/v1/Workspaces/{workspace.sid}/Tasks", params={"EvaluateTaskAttributes": broken}
+        )
+        assert refused.status_code == 400, broken
+        assert refused.json()["code"] == 20001

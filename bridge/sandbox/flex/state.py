@@ -280,6 +280,17 @@ class Flex:
             self._finish(task, complete=True)
         return participant
 
+    def agent_leaves(self, task: Task, status: str) -> None:
+        """What the agent desktop does at End chat (``wrapup``) and Complete (``closed``):
+        update the agent's participant of the task's Interaction channel."""
+        for interaction in self.interactions.values():
+            for room in interaction.channels.values():
+                for participant in room.participants.values():
+                    if participant.type == "agent" and participant.task_sid == task.sid:
+                        self.update_participant(room, participant, status)
+                        return
+        raise not_found(f"/Interactions/?task={task.sid}")
+
     def invite(self, room: InteractionChannel, routing_raw: str | None) -> dict[str, Any]:
         routing = _json_object(routing_raw, "Routing")
         interaction = self.interactions[room.interaction_sid]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -13,7 +14,8 @@ from bridge.sandbox.shared.clock import now
 from bridge.sandbox.shared.errors import check_json_attributes, invalid, not_found
 from bridge.sandbox.shared.rest import base_url, created, listing, no_content, read_form, twilio_api
 from bridge.sandbox.taskrouter import resources
-from bridge.sandbox.taskrouter.state import Workspace
+from bridge.sandbox.taskrouter.expressions import matches
+from bridge.sandbox.taskrouter.state import Reservation, Workspace
 
 T = TypeVar("T")
 
@@ -241,6 +243,24 @@ async def fetch_workflow(ws_sid: str, sid: str) -> Response:
     return jsonify(resources.workflow(ws, _base(), found))
 
 
+@api.post("/Workspaces/<ws_sid>/Workflows/<sid>")
+async def update_workflow(ws_sid: str, sid: str) -> Response:
+    ws = _workspace(ws_sid)
+    found = ws.workflows.get(sid)
+    if found is None:
+        raise not_found(f"/Workspaces/{ws.sid}/Workflows/{sid}")
+    form = await read_form()
+    ws.update_workflow(
+        found,
+        friendly_name=form.get("FriendlyName") or None,
+        configuration=form.get("Configuration") or None,
+        task_reservation_timeout=_whole(
+            form.get("TaskReservationTimeout"), "TaskReservationTimeout"
+        ),
+    )
+    return jsonify(resources.workflow(ws, _base(), found))
+
+
 # --- workers --------------------------------------------------------------------------------
 
 
@@ -289,7 +309,8 @@ async def update_worker(ws_sid: str, sid: str) -> Response:
     if form.get("FriendlyName"):
         worker.friendly_name = form["FriendlyName"]
     if form.get("ActivitySid"):
-        ws.set_activity(worker, form["ActivitySid"])
+        reject = form.get("RejectPendingReservations", "").lower() == "true"
+        ws.set_activity(worker, form["ActivitySid"], reject_pending=reject)
     worker.date_updated = now()
     return jsonify(resources.worker(ws, _base(), worker))
 
@@ -313,8 +334,36 @@ async def list_worker_reservations(ws_sid: str, sid: str) -> Response:
         if r.worker_sid == worker.sid and (status is None or r.reservation_status == status)
     ]
     return _listing(
-        ws, "reservations", items, resources.reservation, f"Workers/{worker.sid}/Reservations"
+        ws,
+        "reservations",
+        items,
+        resources.worker_reservation,
+        f"Workers/{worker.sid}/Reservations",
     )
+
+
+def _worker_reservation(ws: Workspace, worker_sid: str, sid: str) -> Reservation:
+    worker = ws.worker(worker_sid)
+    found = ws.reservations.get(sid)
+    if found is None or found.worker_sid != worker.sid:
+        raise not_found(f"/Workspaces/{ws.sid}/Workers/{worker.sid}/Reservations/{sid}")
+    return found
+
+
+@api.get("/Workspaces/<ws_sid>/Workers/<worker_sid>/Reservations/<sid>")
+async def fetch_worker_reservation(ws_sid: str, worker_sid: str, sid: str) -> Response:
+    ws = _workspace(ws_sid)
+    reservation = _worker_reservation(ws, worker_sid, sid)
+    return jsonify(resources.worker_reservation(ws, _base(), reservation))
+
+
+@api.post("/Workspaces/<ws_sid>/Workers/<worker_sid>/Reservations/<sid>")
+async def update_worker_reservation(ws_sid: str, worker_sid: str, sid: str) -> Response:
+    """How an agent's desktop answers an offer: accepted or rejected (with the activity
+    the worker moves to, when given)."""
+    ws = _workspace(ws_sid)
+    reservation = _worker_reservation(ws, worker_sid, sid)
+    return jsonify(resources.worker_reservation(ws, _base(), await _answer(ws, reservation)))
 
 
 # --- tasks and their reservations -----------------------------------------------------------
@@ -346,6 +395,9 @@ async def list_tasks(ws_sid: str) -> Response:
     for name, attribute in (("TaskQueueSid", "task_queue_sid"), ("WorkflowSid", "workflow_sid")):
         if args.get(name):
             items = [t for t in items if getattr(t, attribute) == args[name]]
+    expression = args.get("EvaluateTaskAttributes")
+    if expression:
+        items = [t for t in items if matches(expression, json.loads(t.attributes))]
     # Oldest first by default, as TaskRouter lists by DateCreated ascending.
     items.sort(key=lambda t: (t.date_created, t.sid))
     if args.get("Ordering", "").startswith("DateCreated:desc"):
@@ -408,9 +460,18 @@ async def fetch_task_reservation(ws_sid: str, task_sid: str, sid: str) -> Respon
 async def update_task_reservation(ws_sid: str, task_sid: str, sid: str) -> Response:
     ws = _workspace(ws_sid)
     reservation = ws.reservation(ws.task(task_sid), sid)
+    return jsonify(resources.reservation(ws, _base(), await _answer(ws, reservation)))
+
+
+async def _answer(ws: Workspace, reservation: Reservation) -> Reservation:
     form = await read_form()
     status = form.get("ReservationStatus")
     if not status:
         raise invalid("Missing required parameter ReservationStatus in the post body")
+    activity = form.get("WorkerActivitySid")
+    if activity:
+        ws.known_activity(activity)  # refused before anything changes
     ws.answer_reservation(reservation, status)
-    return jsonify(resources.reservation(ws, _base(), reservation))
+    if activity:
+        ws.set_activity(ws.worker(reservation.worker_sid), activity)
+    return reservation

@@ -205,7 +205,17 @@ def task(ws: Workspace, base: str, item: Task) -> dict[str, Any]:
 
 
 def reservation(ws: Workspace, base: str, item: Reservation) -> dict[str, Any]:
-    url = f"{_ws_url(base, ws)}/Tasks/{item.task_sid}/Reservations/{item.sid}"
+    """A reservation as its task's subresource."""
+    return _reservation(ws, base, item, f"Tasks/{item.task_sid}")
+
+
+def worker_reservation(ws: Workspace, base: str, item: Reservation) -> dict[str, Any]:
+    """A reservation as its worker's subresource (what an agent's desktop reads)."""
+    return _reservation(ws, base, item, f"Workers/{item.worker_sid}")
+
+
+def _reservation(ws: Workspace, base: str, item: Reservation, parent: str) -> dict[str, Any]:
+    url = f"{_ws_url(base, ws)}/{parent}/Reservations/{item.sid}"
     return {
         "account_sid": ws.account_sid,
         "date_created": iso(item.date_created),

@@ -29,6 +29,7 @@ ReservationStatus = Literal[
 LIVE: tuple[TaskStatus, ...] = ("pending", "reserved", "assigned", "wrapping")
 #: TaskRouter's default: a reservation not answered in 120 s times out.
 DEFAULT_RESERVATION_TIMEOUT = 120
+MAX_RESERVATION_TIMEOUT = 86400
 DEFAULT_TASK_TIMEOUT = 86400
 MAX_ATTRIBUTES_BYTES = 16 * 1024  # TaskRouter's limit on a task's attributes
 
@@ -158,12 +159,23 @@ class Record:
 
 
 class Workspace:
-    def __init__(self, account_sid: str, friendly_name: str = "Flex Task Assignment") -> None:
+    def __init__(
+        self,
+        account_sid: str,
+        friendly_name: str = "Flex Task Assignment",
+        *,
+        sid: str | None = None,
+        workflow_sid: str | None = None,
+        event_callback_url: str | None = None,
+    ) -> None:
+        """The workspace Flex sets up. ``sid`` and ``workflow_sid`` fix the SIDs (so a
+        bridge can be configured with them before the sandbox starts); by default they are
+        random, as Twilio's are."""
         self.account_sid = account_sid
-        self.sid = new_sid("WS")
+        self.sid = sid or new_sid("WS")
         self.friendly_name = friendly_name
         self.date_created = self.date_updated = now()
-        self.event_callback_url: str | None = None
+        self.event_callback_url = event_callback_url
         self.events_filter: list[str] = []
         self.prioritize_queue_order: Literal["FIFO", "LIFO"] = "FIFO"
         self.activities: dict[str, Activity] = {}
@@ -187,6 +199,7 @@ class Workspace:
         self.add_workflow(
             "Assign to Anyone",
             json.dumps({"task_routing": {"filters": [], "default_filter": {"queue": queue.sid}}}),
+            sid=workflow_sid,
         )
 
     # --- events ---------------------------------------------------------------------------
@@ -244,11 +257,37 @@ class Workspace:
         self.queues[queue.sid] = queue
         return queue
 
-    def add_workflow(self, friendly_name: str, configuration: str) -> Workflow:
-        workflow = Workflow(new_sid("WW"), friendly_name, configuration)
+    def add_workflow(
+        self, friendly_name: str, configuration: str, *, sid: str | None = None
+    ) -> Workflow:
+        workflow = Workflow(sid or new_sid("WW"), friendly_name, configuration)
         if workflow.queue_sid() not in self.queues:
             raise invalid("Workflow configuration names a TaskQueue that does not exist")
         self.workflows[workflow.sid] = workflow
+        return workflow
+
+    def update_workflow(
+        self,
+        workflow: Workflow,
+        *,
+        friendly_name: str | None = None,
+        configuration: str | None = None,
+        task_reservation_timeout: int | None = None,
+    ) -> Workflow:
+        if task_reservation_timeout is not None:
+            if not 1 <= task_reservation_timeout <= MAX_RESERVATION_TIMEOUT:
+                raise invalid(
+                    f"TaskReservationTimeout must be between 1 and {MAX_RESERVATION_TIMEOUT}"
+                )
+            workflow.task_reservation_timeout = task_reservation_timeout
+        if configuration is not None:
+            changed = Workflow(workflow.sid, workflow.friendly_name, configuration)
+            if changed.queue_sid() not in self.queues:
+                raise invalid("Workflow configuration names a TaskQueue that does not exist")
+            workflow.configuration = configuration
+        if friendly_name is not None:
+            workflow.friendly_name = friendly_name
+        workflow.date_updated = now()
         return workflow
 
     # --- workers --------------------------------------------------------------------------
@@ -260,7 +299,7 @@ class Workspace:
             raise invalid("Missing required parameter FriendlyName in the post body")
         if any(w.friendly_name == friendly_name for w in self.workers.values()):
             raise EmulatorError(409, 20001, f"Worker {friendly_name!r} already exists")
-        activity = self._known_activity(activity_sid or self.default_activity_sid)
+        activity = self.known_activity(activity_sid or self.default_activity_sid)
         worker = Worker(
             new_sid("WK"), friendly_name, check_json_attributes(attributes), activity.sid
         )
@@ -274,14 +313,29 @@ class Workspace:
             raise not_found(f"/Workspaces/{self.sid}/Workers/{sid}")
         return found
 
-    def _known_activity(self, sid: str) -> Activity:
+    def known_activity(self, sid: str) -> Activity:
         activity = self.activities.get(sid)
         if activity is None:
             raise invalid(f"Activity {sid} does not exist in this workspace")
         return activity
 
-    def set_activity(self, worker: Worker, activity_sid: str) -> Worker:
-        activity = self._known_activity(activity_sid)
+    def set_activity(
+        self, worker: Worker, activity_sid: str, *, reject_pending: bool = False
+    ) -> Worker:
+        """Move the worker to an activity; with ``reject_pending`` (an unavailable one
+        only, as Twilio allows) their open offers are rejected, going to the next worker."""
+        activity = self.known_activity(activity_sid)
+        if reject_pending:
+            if activity.available:
+                raise invalid(
+                    "RejectPendingReservations is only valid with an unavailable Activity"
+                )
+            for reservation in list(self.reservations.values()):
+                if (
+                    reservation.worker_sid == worker.sid
+                    and reservation.reservation_status == "pending"
+                ):
+                    self.answer_reservation(reservation, "rejected")
         if activity.sid == worker.activity_sid:
             return worker
         before = self.activities[worker.activity_sid]
@@ -505,19 +559,24 @@ class Workspace:
 
     # --- assignment and time --------------------------------------------------------------
 
-    def _assign(self) -> None:
-        """Offer every pending task, in queue order, to an available worker with room."""
-        pending = [t for t in self.tasks.values() if t.assignment_status == "pending"]
+    def waiting_order(self, tasks: list[Task]) -> list[Task]:
+        """Tasks in the order TaskRouter offers them: higher priority first, then by the
+        time they entered the queue (oldest first, or newest with LIFO)."""
         newest_first = self.prioritize_queue_order == "LIFO"
-        pending.sort(
+        return sorted(
+            tasks,
             key=lambda t: (
                 -t.priority,
                 -t.task_queue_entered_date.timestamp()
                 if newest_first
                 else t.task_queue_entered_date.timestamp(),
-            )
+            ),
         )
-        for task in pending:
+
+    def _assign(self) -> None:
+        """Offer every pending task, in queue order, to an available worker with room."""
+        pending = [t for t in self.tasks.values() if t.assignment_status == "pending"]
+        for task in self.waiting_order(pending):
             channel = self.channels[task.task_channel_sid]
             candidates = [
                 w

@@ -1,0 +1,124 @@
+"""Both routes to Flex, end to end, driven only through Twilio's public APIs with the real
+``twilio`` library, as a Flex agent's desktop drives them: the worker goes Available, is
+offered the conversation's task, accepts it, replies, and completes the task. The user's
+``/replies`` goes answered, then closed, put down to the agent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+from twilio.rest import Client
+
+from tests.conftest import Agent, ServerFactory, twilio_client, wait_for_conversation
+
+
+def workspace(twilio: Client) -> Any:
+    (found,) = twilio.taskrouter.v1.workspaces.list()
+    return twilio.taskrouter.v1.workspaces(found.sid)
+
+
+def the_task(twilio: Client, conversation_sid: str) -> Any:
+    (task,) = workspace(twilio).tasks.list(
+        evaluate_task_attributes=f'conversationSid == "{conversation_sid}"'
+    )
+    return task
+
+
+def go_available(twilio: Client, name: str) -> str:
+    ws = workspace(twilio)
+    available = ws.activities.list(friendly_name="Available")[0].sid
+    return str(ws.workers.create(friendly_name=name, activity_sid=available).sid)
+
+
+def accept_offer(twilio: Client, task_sid: str, worker_sid: str) -> None:
+    ws = workspace(twilio)
+    (offer,) = ws.workers(worker_sid).reservations.list(reservation_status="pending")
+    assert offer.task_sid == task_sid
+    ws.workers(worker_sid).reservations(offer.sid).update(reservation_status="accepted")
+
+
+async def wait_for_task(twilio: Client, sid: str) -> Any:
+    for _ in range(100):
+        tasks = await asyncio.to_thread(
+            lambda: workspace(twilio).tasks.list(
+                evaluate_task_attributes=f'conversationSid == "{sid}"'
+            )
+        )
+        if tasks:
+            return tasks[0]
+        await asyncio.sleep(0.05)
+    raise AssertionError("Flex made no task for the conversation")
+
+
+@pytest.mark.parametrize("routing", ["studio", "interactions"])
+async def test_an_agent_answers_and_completes_the_task(
+    make_server: ServerFactory, routing: str
+) -> None:
+    server = make_server(ROUTING=routing, REPLY_WAIT_SECONDS="5")
+    twilio = twilio_client(server)
+    agent = Agent(twilio, "agent.alex")
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        sent = await http.post(
+            "/send/flexuser", json={"msg": "I need a human", "context": "Billing question"}
+        )
+        assert sent.json()["status"] == "waiting"
+        sid = await wait_for_conversation(agent)
+        task = await wait_for_task(twilio, sid)
+        attributes = json.loads(task.attributes)
+        assert attributes["flexInteractionSid"].startswith("KD")
+        if routing == "interactions":
+            assert attributes["flexBridge"]["context"] == "Billing question"
+        worker = await asyncio.to_thread(go_available, twilio, agent.name)
+        await asyncio.to_thread(accept_offer, twilio, task.sid, worker)
+        # Flex joined the agent to the conversation on accept.
+        participants = await asyncio.to_thread(
+            lambda: [p.identity for p in agent.conversations(sid).participants.list()]
+        )
+        assert agent.name in participants
+        await asyncio.to_thread(agent.reply, sid, "Alex here, how can I help?")
+        answered = (await http.get("/replies/flexuser", params={"wait": "5"})).json()
+        assert answered["status"] == "answered"
+        assert [r["body"] for r in answered["replies"]] == ["Alex here, how can I help?"]
+        waiting = asyncio.ensure_future(http.get("/replies/flexuser", params={"wait": "5"}))
+        await asyncio.sleep(0.2)
+        await asyncio.to_thread(
+            lambda: workspace(twilio).tasks(task.sid).update(assignment_status="completed")
+        )
+        closed = (await waiting).json()
+        assert closed["status"] == "closed"
+        assert closed["note"].startswith("The agent ended this conversation")
+        state = await asyncio.to_thread(lambda: agent.conversations(sid).fetch().state)
+        assert state == "closed"
+        # The next message starts a new conversation, and a new task.
+        again = await http.post("/send/flexuser", json={"msg": "One more thing"})
+        assert again.json()["status"] == "waiting"
+        active = await asyncio.to_thread(agent.open_conversations)
+        assert len(active) == 1 and active[0] != sid
+        await wait_for_task(twilio, active[0])
+
+
+async def test_a_task_nobody_took_closes_as_the_system(make_server: ServerFactory) -> None:
+    server = make_server(ROUTING="interactions", REPLY_WAIT_SECONDS="5")
+    twilio = twilio_client(server)
+    agent = Agent(twilio)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        await http.post("/send/flexuser", json={"msg": "Anyone there?"})
+        sid = await wait_for_conversation(agent)
+        task = await wait_for_task(twilio, sid)
+        waiting = asyncio.ensure_future(http.get("/replies/flexuser", params={"wait": "5"}))
+        await asyncio.sleep(0.2)
+        # What the workflow's timeout does when no worker accepts in time.
+        await asyncio.to_thread(
+            lambda: (
+                workspace(twilio)
+                .tasks(task.sid)
+                .update(assignment_status="canceled", reason="no agents")
+            )
+        )
+        closed = (await waiting).json()
+    assert closed["status"] == "closed"
+    assert "before an agent could take it" in closed["note"]
