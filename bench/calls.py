@@ -39,24 +39,47 @@ async def _counted_sends(
     return _per(await running.emu.stats(), len(users))
 
 
-async def _waiting_minute(running: Stack, users: list[str], minute: float) -> dict[str, Any]:
-    """Each user keeps a /replies?wait=30 call open, back to back, for ``minute`` seconds."""
+async def _waiting_minute(
+    running: Stack, users: list[str], minute: float, windows: int = 1
+) -> dict[str, Any]:
+    """Each user keeps a /replies?wait=30 call open, back to back, for ``windows`` times
+    ``minute`` seconds; with several windows, the calls of each are counted apart too
+    (the poller starts fast and slows down while nothing happens)."""
     await running.emu.reset_stats()
     started = time.perf_counter()
     calls = 0
+    total = minute * windows
+    per_window: list[dict[str, Any]] = []
+
+    async def count_windows() -> None:
+        before = 0
+        for number in range(1, windows + 1):
+            await asyncio.sleep(started + number * minute - time.perf_counter())
+            stats = await running.emu.stats()
+            per_window.append(
+                {
+                    "window": number,
+                    "per_user_minute": round(
+                        (stats["total_calls"] - before) / len(users) / (minute / 60), 2
+                    ),
+                }
+            )
+            before = stats["total_calls"]
 
     async def keep_waiting(user: str) -> None:
         nonlocal calls
-        while time.perf_counter() - started < minute:
-            remaining = minute - (time.perf_counter() - started)
+        while time.perf_counter() - started < total:
+            remaining = total - (time.perf_counter() - started)
             answer = await running.api.replies(user, min(WAIT_SECONDS, max(remaining, 0.1)))
             calls += 1
             if not answer.ok or answer.status != "waiting":
                 raise ScenarioFailed(f"{user}: HTTP {answer.http_status} {answer.status}")
 
+    counting = asyncio.ensure_future(count_windows())
     await asyncio.gather(*(keep_waiting(user) for user in users))
     elapsed = time.perf_counter() - started
     stats = await running.emu.stats()
+    await counting
     user_minutes = len(users) * elapsed / 60
     return {
         "users": len(users),
@@ -64,6 +87,7 @@ async def _waiting_minute(running: Stack, users: list[str], minute: float) -> di
         "replies_calls": calls,
         "rest_calls": stats["total_calls"],
         "per_user_minute": _per(stats, user_minutes),
+        "per_window": per_window,
     }
 
 
@@ -96,7 +120,8 @@ async def _poll(n: int, minute: float) -> dict[str, Any]:
         await running.restart_bridge(REPLY_WAIT_SECONDS=str(WAIT_SECONDS))
         await running.wait_reconciled(n)
         await running.bridge_idle()
-        out["poll_waiting"] = await _waiting_minute(running, users, minute)
+        # Two minutes: the first, paced fast from the start of the wait; the second, quiet.
+        out["poll_waiting"] = await _waiting_minute(running, users, minute, windows=2)
     return out
 
 

@@ -17,7 +17,7 @@ from bench.stats import summary_ms
 
 WAIT_SECONDS = 30
 #: The waiting call gets this long (uniformly drawn) before the agent posts. The draw
-#: keeps the post from locking onto a phase of the 0.5 s poll cycle.
+#: keeps the post from locking onto a phase of the poll cycle.
 SETTLE_RANGE = (0.2, 0.7)
 
 
@@ -81,16 +81,66 @@ async def handoffs(mode: str, count: int, concurrency: int, seed: int) -> dict[s
     }
 
 
+async def paced(per_delay: int, delays: tuple[float, ...]) -> dict[str, Any]:
+    """Polling's reply latency against how long the conversation was quiet: each user keeps
+    a ``/replies?wait=30`` open (back to back) from the start, and the agent replies after
+    one of ``delays`` seconds. The poller reads a quiet conversation less and less often,
+    so a later reply waits longer to be seen."""
+    users = {f"paced-{int(d)}-{n:02d}": d for d in delays for n in range(per_delay)}
+    async with stack("latency-paced", WEBHOOKS="off", REPLY_WAIT_SECONDS="0.05") as running:
+        sids = await running.open_conversations(list(users), concurrency=50)
+        await running.restart_bridge(REPLY_WAIT_SECONDS=str(WAIT_SECONDS))
+        await running.wait_reconciled(len(users))
+        await running.bridge_idle()
+        await running.emu.reset_stats()
+        latencies: dict[float, list[float]] = {d: [] for d in delays}
+        errors: list[str] = []
+
+        async def one(user: str, delay: float) -> None:
+            started = time.perf_counter()
+            posted: dict[str, float] = {}
+
+            async def agent() -> None:
+                await asyncio.sleep(delay)
+                await running.emu.post_message(sids[user], f"reply to {user}")
+                posted["at"] = time.perf_counter()
+
+            poster = asyncio.ensure_future(agent())
+            while time.perf_counter() - started < delay + 2 * WAIT_SECONDS:
+                answer = await running.api.replies(user, WAIT_SECONDS)
+                if answer.status == "answered":
+                    await poster
+                    latencies[delay].append(answer.finished - posted["at"])
+                    return
+                if not answer.ok or answer.status != "waiting":
+                    break
+            errors.append(f"{user}: no reply seen")
+            await poster
+
+        await asyncio.gather(*(one(user, delay) for user, delay in users.items()))
+        calls = await running.emu.stats()
+    return {
+        "users_per_delay": per_delay,
+        "errors": len(errors),
+        "error_examples": errors[:3],
+        "by_quiet_seconds": {str(int(d)): summary_ms(latencies[d]) for d in delays},
+        "rest_calls_during": calls["total_calls"],
+    }
+
+
 async def run(quick: bool) -> dict[str, Any]:
     count = 40 if quick else 500
     concurrency = 10 if quick else 20
     push = await handoffs("on", count, concurrency, seed=1)
     poll = await handoffs("off", count, concurrency, seed=2)
+    delays = (1.0, 10.0) if quick else (1.0, 10.0, 30.0, 60.0)
+    poll_paced = await paced(3 if quick else 10, delays)
     p99 = push["latency_ms"].get("p99", float("inf"))
     return {
         "push": push,
         "poll": poll,
-        "poll_interval_s": 0.5,
+        "poll_paced": poll_paced,
+        "poll_interval_s": {"fastest": 2.0, "slowest": 10.0, "state": 30.0},
         "settle_range_s": list(SETTLE_RANGE),
         "target": {"push_p99_ms_max": 50, "met": p99 <= 50 and push["errors"] == 0},
     }

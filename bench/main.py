@@ -143,6 +143,8 @@ def summary(results: dict[str, Any]) -> list[str]:
                 f"[latency] poll: {ms(block['poll']['latency_ms'])}, errors "
                 f"{block['poll']['errors']}"
             )
+            for quiet, summary in block["poll_paced"]["by_quiet_seconds"].items():
+                lines.append(f"[latency] poll, reply after {quiet} s of quiet: {ms(summary)}")
             lines.append(f"[latency] target push p99 <= 50 ms: {met(block)}")
         elif name == "waiters":
             for attempt in block["attempts"]:
@@ -177,7 +179,9 @@ def summary(results: dict[str, Any]) -> list[str]:
                 f"context {block['push_first_message_with_context']['total']}, follow-up "
                 f"{block['push_follow_up']['total']}, per waiting minute "
                 f"{block['push_waiting']['per_user_minute']['total']}; poll per waiting minute "
-                f"{block['poll_waiting']['per_user_minute']['total']}: {met(block)}"
+                f"{block['poll_waiting']['per_user_minute']['total']} (by minute: "
+                f"{[w['per_user_minute'] for w in block['poll_waiting']['per_window']]}): "
+                f"{met(block)}"
             )
         elif name == "throughput":
             for key in ("tiny_wait", "half_second"):

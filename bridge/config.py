@@ -99,7 +99,13 @@ class Settings:
     bridge_secret: str | None
     reply_wait_seconds: float
     twilio_timeout_seconds: float = 10.0
-    poll_interval_seconds: float = 0.5
+    #: With webhooks off: the fastest and slowest pace of reading a waited-on
+    #: conversation's messages, how often its state is read, and the reads per minute
+    #: allowed for the whole account.
+    poll_interval_seconds: float = 2.0
+    poll_max_interval_seconds: float = 10.0
+    poll_state_seconds: float = 30.0
+    poll_calls_per_minute: int = 600
     max_message_chars: int = 8000
     webhooks: bool = True
     reconcile_interval_seconds: float = 300.0
@@ -453,6 +459,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     else:
         flow_sid = ""
     workspace_sid, workflow_sid, task_channel = _flex_routing(env, sandbox, routing)
+    poll = _poll_settings(env)
 
     base_raw = env.get("TWILIO_API_BASE_URL", "").strip()
     base_url = _url("TWILIO_API_BASE_URL", base_raw) if base_raw else None
@@ -500,7 +507,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         bridge_secret=secret,
         reply_wait_seconds=_seconds(env, "REPLY_WAIT_SECONDS", 30.0, MAX_REPLY_WAIT_SECONDS),
         twilio_timeout_seconds=_seconds(env, "TWILIO_TIMEOUT_SECONDS", 10.0, 60.0),
-        poll_interval_seconds=_seconds(env, "POLL_INTERVAL_SECONDS", 0.5, 30.0),
+        poll_interval_seconds=poll[0],
+        poll_max_interval_seconds=poll[1],
+        poll_state_seconds=poll[2],
+        poll_calls_per_minute=poll[3],
         webhooks=webhooks_raw == "on",
         auth=_auth_settings(env, sandbox, local_url=f"http://{local_host}:{port}"),
         reconcile_interval_seconds=_seconds(env, "RECONCILE_INTERVAL_SECONDS", 300.0, 86400.0),
@@ -521,6 +531,24 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         twilio_task_channel=task_channel,
         flex_api_base_url=_optional_url(env, "TWILIO_FLEX_API_BASE_URL"),
         taskrouter_api_base_url=_optional_url(env, "TWILIO_TASKROUTER_API_BASE_URL"),
+    )
+
+
+def _poll_settings(env: Mapping[str, str]) -> tuple[float, float, float, int]:
+    """POLL_INTERVAL_SECONDS, POLL_MAX_INTERVAL_SECONDS, POLL_STATE_SECONDS and
+    POLL_CALLS_PER_MINUTE."""
+    fastest = _seconds(env, "POLL_INTERVAL_SECONDS", 2.0, 30.0)
+    slowest = _seconds(env, "POLL_MAX_INTERVAL_SECONDS", max(10.0, fastest), 300.0)
+    if slowest < fastest:
+        raise ConfigError(
+            f"POLL_MAX_INTERVAL_SECONDS ({slowest:g}) must be at least POLL_INTERVAL_SECONDS "
+            f"({fastest:g})."
+        )
+    return (
+        fastest,
+        slowest,
+        _seconds(env, "POLL_STATE_SECONDS", 30.0, 3600.0),
+        _whole(env, "POLL_CALLS_PER_MINUTE", 600, 1, 100_000),
     )
 
 

@@ -22,7 +22,7 @@ from bridge.core.handout import Handout
 from bridge.core.inbox import Inbox
 from bridge.core.opening import ConversationOpener
 from bridge.core.outbox import Outbox
-from bridge.core.poller import Poller
+from bridge.core.poller import Poller, PollPace
 from bridge.core.reconciler import Reconciler
 from bridge.core.service import HandoffService, Limits
 from bridge.core.waiters import Waiters
@@ -76,7 +76,15 @@ def build_handoff(
     outbox = Outbox(store, twilio, opener, inbox, coordination.locks, coordination.jobs, metrics)
     # Without webhooks, conversations someone waits on are polled; with them, only
     # reconciled now and then in case a webhook went missing.
-    poller = None if webhook_url else Poller(inbox.sync, settings.poll_interval_seconds)
+    poller = None
+    if webhook_url is None:
+        pace = PollPace(
+            fastest=settings.poll_interval_seconds,
+            slowest=settings.poll_max_interval_seconds,
+            state_every=settings.poll_state_seconds,
+            calls_per_minute=settings.poll_calls_per_minute,
+        )
+        poller = Poller(inbox.read_messages, inbox.read_state, coordination.rate_limits, pace)
     handout = Handout(store, coordination.wakeups, metrics)
     waiters = Waiters(
         store,

@@ -1,8 +1,9 @@
 """Take docs/console.png: the sandbox's agent console with a realistic demo in it.
 
 Starts Flex Bridge in sandbox mode on a free port (with a throwaway database), lets a few
-users reach the support team through ``/send``, has an agent accept, answer and end chats
-in the console itself, and saves a 1280x800 screenshot taken with Chromium.
+users reach the support team through ``/send``, has an agent sign in, accept, answer, end
+and complete chats in the console itself, and saves a 1280x800 screenshot taken with
+Chromium.
 
     .venv/bin/python docs/screenshot_console.py [--output docs/console.png]
 
@@ -95,7 +96,7 @@ def open_latest(page: Page, text: str) -> None:
 
 
 def accept_and_reply(page: Page, reply: str) -> None:
-    page.get_by_role("button", name="Accept").click()
+    page.locator("#accept").click()
     expect(page.locator("#reply")).to_be_enabled()
     page.locator("#reply").fill(reply)
     page.locator("#reply").press("Enter")
@@ -105,11 +106,16 @@ def accept_and_reply(page: Page, reply: str) -> None:
 
 
 def demo(page: Page, http: httpx.Client) -> None:
+    page.locator("#agent-name").fill("Alex")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#agent-label")).to_have_text("Alex")
+
     # A chat that is already over.
     send(http, "dan", "How do I reset my password? The link in the email has expired.")
     open_latest(page, "How do I reset my password? The link in the email has expired.")
     accept_and_reply(page, "I've sent you a fresh reset link; it works for the next hour.")
     page.get_by_role("button", name="End chat").click()
+    page.get_by_role("button", name="Complete").click()
     expect(page.locator("#chat-status")).to_have_text("closed")
 
     # The chat on screen: context from the assistant, the user, the agent, the user again.
@@ -131,7 +137,7 @@ def demo(page: Page, http: httpx.Client) -> None:
     )
     send(http, "alice", "Thank you! Do I need to send the broken kettle back?")
 
-    # Two users still waiting for an agent.
+    # Two users more, offered to the agent.
     send(http, "bob", "Can I still change the delivery address on my order?")
     time.sleep(1.5)
     send(http, "carol", "I was charged twice for my subscription this month.")

@@ -86,6 +86,8 @@ def sandbox_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         "DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.db'}",
         "REPLY_WAIT_SECONDS": "1",
         "POLL_INTERVAL_SECONDS": "0.1",
+        "POLL_MAX_INTERVAL_SECONDS": "0.5",
+        "POLL_STATE_SECONDS": "0.5",
     }
     env.update(overrides)
     return env

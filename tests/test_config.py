@@ -76,6 +76,21 @@ def test_database_url_forms() -> None:
         ({"REPLY_WAIT_SECONDS": "0"}, "REPLY_WAIT_SECONDS"),
         ({"REPLY_WAIT_SECONDS": "soon"}, "REPLY_WAIT_SECONDS"),
         ({"SANDBOX": "maybe"}, "SANDBOX"),
+        ({"ROUTING": "carrier-pigeon"}, "ROUTING"),
+        ({**REAL, "ROUTING": "interactions"}, "TWILIO_WORKSPACE_SID"),
+        (
+            {**REAL, "ROUTING": "interactions", "TWILIO_WORKSPACE_SID": "WS" + "a" * 32},
+            "TWILIO_WORKFLOW_SID",
+        ),
+        ({"TWILIO_WORKSPACE_SID": "WS123"}, "TWILIO_WORKSPACE_SID"),
+        ({"TWILIO_WORKFLOW_SID": "WS" + "a" * 32}, "TWILIO_WORKFLOW_SID"),
+        ({"TWILIO_TASK_CHANNEL": "chat room"}, "TWILIO_TASK_CHANNEL"),
+        ({"TWILIO_FLEX_API_BASE_URL": "ftp://x"}, "TWILIO_FLEX_API_BASE_URL"),
+        ({"TWILIO_TASKROUTER_API_BASE_URL": "x"}, "TWILIO_TASKROUTER_API_BASE_URL"),
+        ({"POLL_INTERVAL_SECONDS": "0"}, "POLL_INTERVAL_SECONDS"),
+        ({"POLL_INTERVAL_SECONDS": "5", "POLL_MAX_INTERVAL_SECONDS": "3"}, "POLL_MAX_INTERVAL"),
+        ({"POLL_STATE_SECONDS": "-1"}, "POLL_STATE_SECONDS"),
+        ({"POLL_CALLS_PER_MINUTE": "0"}, "POLL_CALLS_PER_MINUTE"),
         ({**REAL, "BRIDGE_SECRET": "a" * 40}, "BRIDGE_SECRET"),
         ({**REAL, "BRIDGE_SECRET": "change-me-change-me-change-me-0123"}, "BRIDGE_SECRET"),
         ({**REAL, "TWILIO_AUTH_TOKEN": "not-a-twilio-token"}, "TWILIO_AUTH_TOKEN"),
@@ -113,6 +128,33 @@ def test_no_auth_outside_the_sandbox_is_refused_unless_allowed() -> None:
     assert load_settings(keyed).auth.mode == "apikey"
     assert load_settings({**strict, "ALLOW_INSECURE_NO_AUTH": "1"}).auth.mode == "none"
     assert load_settings({}).auth.mode == "none"  # the sandbox needs no flag
+
+
+def test_interactions_routing_needs_no_flow() -> None:
+    settings = load_settings(
+        {
+            **REAL,
+            "TWILIO_FLOW_SID": "",
+            "ROUTING": "interactions",
+            "TWILIO_WORKSPACE_SID": "WS" + "a" * 32,
+            "TWILIO_WORKFLOW_SID": "WW" + "b" * 32,
+            "TWILIO_TASK_CHANNEL": "TC" + "c" * 32,
+        }
+    )
+    assert settings.routing == "interactions"
+    assert settings.twilio_flow_sid == ""
+    assert settings.twilio_task_channel == "TC" + "c" * 32
+    sandbox = load_settings({"ROUTING": "Interactions"})
+    assert sandbox.twilio_workspace_sid.startswith("WS")
+    assert sandbox.twilio_task_channel == "chat"
+
+
+def test_poll_pace_defaults_and_a_slowest_pace_below_a_fast_one() -> None:
+    settings = load_settings({})
+    assert (settings.poll_interval_seconds, settings.poll_max_interval_seconds) == (2.0, 10.0)
+    assert (settings.poll_state_seconds, settings.poll_calls_per_minute) == (30.0, 600)
+    # A fastest pace above the default slowest one lifts the slowest with it.
+    assert load_settings({"POLL_INTERVAL_SECONDS": "20"}).poll_max_interval_seconds == 20.0
 
 
 def test_reply_wait_accepts_up_to_40() -> None:

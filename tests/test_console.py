@@ -1,4 +1,5 @@
-"""The sandbox's agent console: its JSON API, and the page in a real headless Chromium.
+"""The sandbox's agent console, a Flex agent desktop: its JSON API, and the page in a real
+headless Chromium (several agents in several tabs).
 
 The browser tests need Chromium at /usr/bin/chromium (``sudo apt-get install chromium``).
 Without it they are skipped, except under CI (``CI`` set), where they fail instead.
@@ -16,12 +17,18 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Dialog, Page, async_playwright, expect
 from twilio.request_validator import RequestValidator
 
-from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SANDBOX_FLOW_SID
+from bridge.config import (
+    SANDBOX_ACCOUNT_SID,
+    SANDBOX_AUTH_TOKEN,
+    SANDBOX_FLOW_SID,
+    SANDBOX_WORKFLOW_SID,
+    SANDBOX_WORKSPACE_SID,
+)
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
-from tests.conftest import LiveServer, ServerFactory, free_port
+from tests.conftest import LiveServer, ServerFactory, free_port, twilio_client
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -45,17 +52,27 @@ async def browser(make_server: ServerFactory) -> AsyncIterator[Browser]:
 
 
 async def open_console(
-    browser: Browser, server: LiveServer, viewport: dict[str, int], errors: list[str] | None = None
+    browser: Browser | BrowserContext,
+    server: LiveServer,
+    viewport: dict[str, int],
+    errors: list[str] | None = None,
 ) -> Page:
-    """The console, live. Script errors and console errors (such as CSP violations) are
-    collected in ``errors`` when it is given."""
-    page = await browser.new_page(viewport=viewport)  # type: ignore[arg-type]
+    """The console, live (in a tab of ``browser``'s own, or of a shared context). Script
+    errors and console errors (such as CSP violations) are collected in ``errors``."""
+    page = await browser.new_page()
+    await page.set_viewport_size(viewport)  # type: ignore[arg-type]
     if errors is not None:
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     await page.goto(f"{server.url}/sandbox/")
     await expect(page.locator("#connection")).to_have_attribute("data-state", "live")
     return page
+
+
+async def sign_in(page: Page, name: str) -> None:
+    await page.locator("#agent-name").fill(name)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#agent-label")).to_have_text(name)
 
 
 async def send(client: httpx.AsyncClient, user: str, msg: str, **extra: str) -> dict[str, Any]:
@@ -107,23 +124,50 @@ async def route_directly(client: httpx.AsyncClient, body: str) -> str:
     return sid
 
 
-async def queue(client: httpx.AsyncClient) -> list[dict[str, Any]]:
-    response = await client.get(f"{CONSOLE_API}/queue")
+async def desk(client: httpx.AsyncClient) -> dict[str, Any]:
+    response = await client.get(f"{CONSOLE_API}/desk")
     assert response.status_code == 200
-    conversations: list[dict[str, Any]] = response.json()["conversations"]
+    found: dict[str, Any] = response.json()
+    return found
+
+
+async def queue(client: httpx.AsyncClient) -> list[dict[str, Any]]:
+    conversations: list[dict[str, Any]] = (await desk(client))["conversations"]
     return conversations
+
+
+async def agent(client: httpx.AsyncClient, name: str) -> str:
+    """Sign an agent in through the console's API; their worker SID."""
+    response = await client.post(f"{CONSOLE_API}/agents", json={"name": name})
+    assert response.status_code == 200, response.text
+    sid: str = response.json()["agent"]["sid"]
+    return sid
+
+
+async def offer_to(client: httpx.AsyncClient, worker: str, within: float = 5.0) -> str:
+    """The SID of the agent's open offer, once there is one."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        offers = [o for o in (await desk(client))["offers"] if o["agent_sid"] == worker]
+        if offers:
+            sid: str = offers[0]["sid"]
+            return sid
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no offer reached {worker}")
 
 
 # --- in the browser --------------------------------------------------------------------------
 
 
-async def test_agent_accepts_replies_and_ends_a_chat_in_the_console(
+async def test_agent_signs_in_accepts_replies_wraps_up_and_completes(
     make_server: ServerFactory, browser: Browser
 ) -> None:
     server = make_server(REPLY_WAIT_SECONDS="20")
     errors: list[str] = []
     page = await open_console(browser, server, DESKTOP, errors)
     await expect(page.locator("#queue-empty")).to_be_visible()
+    await sign_in(page, "agent.sam")
+    await expect(page.locator("#activity")).to_have_value("Available")
 
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
         waiting = asyncio.ensure_future(
@@ -135,18 +179,20 @@ async def test_agent_accepts_replies_and_ends_a_chat_in_the_console(
             )
         )
         stored = await until_stored(client, "My kettle arrived broken. Can a person help?")
-        first = page.locator(".queue-item").filter(has_text="My kettle arrived broken")
-        await expect(first).to_be_visible(timeout=1_000)
+        offer = page.locator("#offers .offer")
+        await expect(offer).to_contain_text("My kettle arrived broken", timeout=1_000)
         assert time.monotonic() - stored < 1.0
+        await expect(offer.locator(".offer-expires")).to_contain_text("Offer ends in 1m")
         [routed] = await queue(client)
         user = routed["user"]
+        assert len(user) == 8
         item = page.locator(f'.queue-item[data-sid="{routed["sid"]}"]')
         await expect(item).to_contain_text("waiting for an agent")
-        assert len(user) == 8
         await expect(item).to_contain_text(f"User {user}")
-        await expect(item.locator(".queue-meta")).to_contain_text("Waiting")
+        await expect(item.locator(".queue-meta")).to_contain_text("#1 in Everyone")
+        await expect(item.locator(".queue-meta")).to_contain_text("offered to agent.sam")
 
-        await item.click()
+        await offer.locator(".offer-title").click()
         context = page.locator('#transcript .message[data-role="context"]')
         await expect(context.locator(".message-author")).to_have_text("Context from the assistant")
         await expect(context.locator(".message-body")).to_have_text(
@@ -157,11 +203,16 @@ async def test_agent_accepts_replies_and_ends_a_chat_in_the_console(
         await expect(user_message.locator("time")).to_have_attribute("datetime", re.compile(r"Z$"))
         await expect(page.locator("#reply")).to_be_disabled()
 
-        await page.locator("#agent-name").fill("agent.sam")
-        await page.get_by_role("button", name="Accept").click()
+        await page.locator("#chat-view").get_by_role("button", name="Accept").click()
         await expect(page.locator("#chat-status")).to_have_text("with agent.sam")
         await expect(item).to_contain_text("with an agent")
+        await expect(page.locator("#offers-box")).to_be_hidden()
         await expect(page.locator("#reply")).to_be_focused()
+        # Flex joined the agent to the conversation under their name.
+        participants = (
+            twilio_client(server).conversations.v1.conversations(routed["sid"]).participants.list()
+        )
+        assert "agent.sam" in [p.identity for p in participants]
 
         await page.locator("#reply").fill("Hi, I'm Sam. Sorry about the kettle!")
         await page.locator("#reply").press("Shift+Enter")
@@ -176,16 +227,107 @@ async def test_agent_accepts_replies_and_ends_a_chat_in_the_console(
         await expect(agent_message.locator(".message-body")).to_have_text(reply)
         await expect(page.locator("#reply")).to_have_value("")
 
+        # End chat wraps up: the conversation closes, the task waits for Complete.
         await page.get_by_role("button", name="End chat").click()
-        await expect(page.locator("#chat-status")).to_have_text("closed")
-        await expect(item).to_contain_text("closed")
+        await expect(page.locator("#chat-status")).to_have_text("agent.sam wrapping up")
+        await expect(item).to_contain_text("wrapping up")
         await expect(page.locator("#reply")).to_be_disabled()
         closed = (await client.get("/replies/alice")).json()
         assert closed["status"] == "closed"
+        assert closed["note"].startswith("The agent ended this conversation")
+        task = twilio_client(server).taskrouter.v1.workspaces(SANDBOX_WORKSPACE_SID).tasks.list()[0]
+        assert task.assignment_status == "wrapping"
 
-        # The agent name is remembered across visits.
+        await page.get_by_role("button", name="Complete").click()
+        await expect(page.locator("#chat-status")).to_have_text("closed")
+        await expect(item).to_contain_text("closed")
+        task = twilio_client(server).taskrouter.v1.workspaces(SANDBOX_WORKSPACE_SID).tasks.list()[0]
+        assert task.assignment_status == "completed"
+
+        # This tab stays signed in across a reload; the name is remembered for the next.
         await page.reload()
+        await expect(page.locator("#agent-label")).to_have_text("agent.sam")
+        await page.get_by_role("button", name="Sign out").click()
         await expect(page.locator("#agent-name")).to_have_value("agent.sam")
+        await expect(page.locator("#agent-name")).to_be_focused()
+        workers = twilio_client(server).taskrouter.v1.workspaces(SANDBOX_WORKSPACE_SID).workers
+        [sam] = workers.list(friendly_name="agent.sam")
+        assert sam.activity_name == "Offline"
+    assert errors == []
+
+
+async def test_agents_in_two_tabs_offers_time_out_and_are_rejected_to_the_next(
+    make_server: ServerFactory, browser: Browser
+) -> None:
+    server = make_server(REPLY_WAIT_SECONDS="1")
+    # Offers time out after 4 s, set as an operator would, through TaskRouter's API.
+    twilio = twilio_client(server)
+    await asyncio.to_thread(
+        twilio.taskrouter.v1.workspaces(SANDBOX_WORKSPACE_SID)
+        .workflows(SANDBOX_WORKFLOW_SID)
+        .update,
+        task_reservation_timeout=4,
+    )
+    errors: list[str] = []
+    context = await browser.new_context()  # one browser window, two tabs
+    try:
+        ann = await open_console(context, server, DESKTOP, errors)
+        await sign_in(ann, "agent.ann")
+        bob = await open_console(context, server, DESKTOP, errors)
+        await sign_in(bob, "agent.bob")
+        await ann.bring_to_front()
+        await expect(ann.locator("#agent-label")).to_have_text("agent.ann")
+
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+            await send(client, "carol", "Is anyone there?")
+            # Ann has been free longest, so TaskRouter offers it to her first.
+            await expect(ann.locator("#offers .offer")).to_contain_text("Is anyone there?")
+            await expect(bob.locator("#offers-box")).to_be_hidden()
+            item = bob.locator(".queue-item").filter(has_text="Is anyone there?")
+            await expect(item.locator(".queue-meta")).to_contain_text("offered to agent.ann")
+
+            # Ann lets it time out: it goes to Bob, and Ann to the workspace's Offline.
+            await expect(bob.locator("#offers .offer")).to_contain_text(
+                "Is anyone there?", timeout=10_000
+            )
+            await expect(ann.locator("#offers-box")).to_be_hidden()
+            await expect(ann.locator("#activity")).to_have_value("Offline")
+            await (
+                bob.locator("#offers .offer")
+                .get_by_role("button", name=re.compile("^Accept"))
+                .click()
+            )
+            await expect(bob.locator("#chat-status")).to_have_text("with agent.bob")
+            await expect(
+                ann.locator(".queue-item").filter(has_text="Is anyone there?")
+            ).to_contain_text("with an agent")
+
+            # Ann comes back; Bob turns the next chat down, so it goes to her.
+            await ann.bring_to_front()
+            await ann.locator("#activity").select_option("Available")
+            await send(client, "dave", "Hello, I need a human.")
+            await expect(bob.locator("#offers .offer")).to_contain_text("I need a human")
+            await (
+                bob.locator("#offers .offer")
+                .get_by_role("button", name=re.compile("^Reject"))
+                .click()
+            )
+            await expect(ann.locator("#offers .offer")).to_contain_text("I need a human")
+            await (
+                ann.locator("#offers .offer")
+                .get_by_role("button", name=re.compile("^Accept"))
+                .click()
+            )
+            await expect(ann.locator("#chat-status")).to_have_text("with agent.ann")
+
+        reservations = twilio.taskrouter.v1.workspaces(SANDBOX_WORKSPACE_SID).workers
+        [ann_worker] = reservations.list(friendly_name="agent.ann")
+        statuses = sorted(
+            r.reservation_status for r in reservations(ann_worker.sid).reservations.list()
+        )
+        assert statuses == ["accepted", "timeout"]
+    finally:
+        await context.close()
     assert errors == []
 
 
@@ -252,10 +394,13 @@ async def test_phone_sized_console_works_from_the_keyboard(
     assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     await expect(page.locator(".chat-pane")).to_be_hidden()
 
-    # Tab from the agent name to the first conversation in the queue, and open it.
-    await page.locator("#agent-name").focus()
+    # Sign in from the keyboard, then Tab from Sign out to the offer, and open it.
+    await page.locator("#agent-name").fill("agent.kai")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#agent-label")).to_have_text("agent.kai")
+    await page.locator("#sign-out").focus()
     await page.keyboard.press("Tab")
-    await expect(page.locator(".queue-item")).to_be_focused()
+    await expect(page.locator(".offer-title")).to_be_focused()
     await page.keyboard.press("Enter")
     await expect(page.locator(".queue-pane")).to_be_hidden()
     await expect(page.locator("#chat-title")).to_be_focused()
@@ -267,7 +412,7 @@ async def test_phone_sized_console_works_from_the_keyboard(
     await page.keyboard.press("Shift+Tab")
     await expect(page.locator("#back")).to_be_focused()
     await page.keyboard.press("Tab")
-    await expect(page.get_by_role("button", name="Accept")).to_be_focused()
+    await expect(page.locator("#accept")).to_be_focused()
     await page.keyboard.press("Enter")
     await expect(page.locator("#reply")).to_be_focused()
     await page.keyboard.type("Yes, which address should we use?")
@@ -305,40 +450,75 @@ async def test_page_is_served_with_a_strict_content_security_policy(
 
 async def test_console_errors_are_json(client: httpx.AsyncClient) -> None:
     async def post(path: str, body: object) -> httpx.Response:
-        return await client.post(f"{CONSOLE_API}/conversations/{path}", json=body)
+        return await client.post(f"{CONSOLE_API}/{path}", json=body)
 
-    missing = await post("CH" + "0" * 32 + "/accept", {"agent": "agent.alex"})
-    assert missing.status_code == 404
-    assert missing.json()["error"]["code"] == "not_found"
+    def error(response: httpx.Response, status: int) -> str:
+        assert response.status_code == status, response.text
+        code: str = response.json()["error"]["code"]
+        return code
+
+    # Signing in: a name, not a user's identity hash, not the system's.
+    for name in ["", "   ", "<b>", "x" * 65, "system", "ab" * 32, 7]:
+        assert error(await post("agents", {"name": name}), 400) == "invalid_agent"
+    not_json = await client.post(f"{CONSOLE_API}/agents", data={"name": "a"})
+    assert error(not_json, 415) == "unsupported_media_type"
+    assert error(await client.post(f"{CONSOLE_API}/agents", json=["x"]), 400) == "invalid_json"
+    alex = await agent(client, "agent.alex")
+    assert await agent(client, "agent.alex") == alex  # signing in again is the same agent
+    kim = await agent(client, "agent.kim")
+
+    unknown = "WK" + "0" * 32
+    assert error(await post(f"agents/{unknown}/activity", {"activity": "Offline"}), 404) == (
+        "unknown_agent"
+    )
+    assert error(await post("agents/nope/activity", {"activity": "Offline"}), 400) == (
+        "invalid_agent"
+    )
+    busy = await post(f"agents/{alex}/activity", {"activity": "Busy"})
+    assert error(busy, 400) == "invalid_activity"
 
     await send(client, "pete", "hello")
     sid = (await queue(client))[0]["sid"]
-    not_json = await client.post(f"{CONSOLE_API}/conversations/{sid}/accept", data={"a": "b"})
-    assert not_json.status_code == 415
-    not_accepted = await post(f"{sid}/reply", {"agent": "agent.alex", "body": "hi"})
-    assert not_accepted.status_code == 409
-    assert not_accepted.json()["error"]["code"] == "not_accepted"
-    bad_name = await post(f"{sid}/accept", {"agent": "<b>"})
-    assert bad_name.status_code == 400
-    assert (await post(f"{sid}/accept", {"agent": "agent.alex"})).status_code == 200
-    taken = await post(f"{sid}/accept", {"agent": "agent.kim"})
-    assert taken.status_code == 409
-    assert taken.json()["error"]["code"] == "already_assigned"
+    offer = await offer_to(client, alex)  # free longest
+    assert error(await post(f"offers/{offer}/accept", {"agent": kim}), 404) == "not_found"
+    assert error(await post(f"offers/WR{'0' * 32}/accept", {"agent": alex}), 404) == "not_found"
+    assert error(await post(f"offers/{offer}/ignore", {"agent": alex}), 404) == "not_found"
+    assert error(await post(f"offers/{offer}/accept", {}), 400) == "invalid_agent"
+    early = await post(f"conversations/{sid}/reply", {"agent": alex, "body": "hi"})
+    assert error(early, 409) == "not_accepted"
 
-    empty = await post(f"{sid}/reply", {"agent": "agent.alex", "body": "   "})
+    # Stepping away passes the offer on; the old offer can no longer be taken.
+    away = await post(f"agents/{alex}/activity", {"activity": "Unavailable"})
+    assert away.json()["agent"]["activity"] == "Unavailable"
+    offer_kim = await offer_to(client, kim)
+    assert error(await post(f"offers/{offer}/accept", {"agent": alex}), 409) == "offer_closed"
+    assert (await post(f"offers/{offer_kim}/accept", {"agent": kim})).status_code == 200
+    taken = await post(f"conversations/{sid}/reply", {"agent": alex, "body": "mine?"})
+    assert error(taken, 409) == "not_accepted"
+
+    empty = await post(f"conversations/{sid}/reply", {"agent": kim, "body": "   "})
     assert empty.status_code == 400
     assert empty.json()["error"] == {
         "code": "empty_reply",
         "message": "Write a reply before sending it.",
     }
-    too_long = await post(f"{sid}/reply", {"agent": "agent.alex", "body": "x" * 1601})
-    assert too_long.status_code == 400
+    too_long = await post(f"conversations/{sid}/reply", {"agent": kim, "body": "x" * 1601})
+    assert error(too_long, 400) == "body_too_long"
+    assert error(await post(f"conversations/{sid}/complete", {"agent": kim}), 409) == (
+        "not_wrapping"
+    )
+    assert error(await post(f"conversations/{sid}/end", {"agent": alex}), 409) == "not_accepted"
 
-    assert (await post(f"{sid}/end", {})).status_code == 200
-    for action, body in [("end", {}), ("reply", {"agent": "agent.alex", "body": "late"})]:
-        closed = await post(f"{sid}/{action}", body)
-        assert closed.status_code == 409
-        assert closed.json()["error"]["code"] == "conversation_closed"
+    assert (await post(f"conversations/{sid}/end", {"agent": kim})).status_code == 200
+    for action, body in [("end", {"agent": kim}), ("reply", {"agent": kim, "body": "late"})]:
+        assert error(await post(f"conversations/{sid}/{action}", body), 409) == (
+            "conversation_closed"
+        )
+    assert (await post(f"conversations/{sid}/complete", {"agent": kim})).status_code == 200
+    again = await post(f"conversations/{sid}/complete", {"agent": kim})
+    assert error(again, 409) == "conversation_closed"
+    missing = await post(f"conversations/CH{'0' * 32}/end", {"agent": kim})
+    assert error(missing, 404) == "not_found"
 
 
 async def test_console_actions_fire_signed_sdk_webhooks(make_server: ServerFactory) -> None:
@@ -380,10 +560,13 @@ async def _fire_sdk_webhooks(client: httpx.AsyncClient) -> None:
         )
         assert created.status_code == 201, created.text
 
+        alex = await agent(client, "agent.alex")
+        offer = await offer_to(client, alex)
+        accepted = await client.post(f"{CONSOLE_API}/offers/{offer}/accept", json={"agent": alex})
+        assert accepted.status_code == 200, accepted.text
         for action, body in [
-            ("accept", {"agent": "agent.alex"}),
-            ("reply", {"agent": "agent.alex", "body": "Hello Quinn"}),
-            ("end", {}),
+            ("reply", {"agent": alex, "body": "Hello Quinn"}),
+            ("end", {"agent": alex}),
         ]:
             response = await client.post(f"{CONSOLE_API}/conversations/{sid}/{action}", json=body)
             assert response.status_code in (200, 201), response.text

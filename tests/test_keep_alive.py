@@ -46,7 +46,7 @@ def _read_response(sock: socket.socket) -> int:
 @pytest.mark.parametrize(
     "path",
     [
-        "/sandbox/console/conversations/CH00000000000000000000000000000000/accept",
+        "/sandbox/console/offers/WR00000000000000000000000000000000/accept",
         "/send/nobody/extra",  # 404 from the bridge
         "/healthz",  # 405: GET only
         "/mcp",

@@ -182,20 +182,36 @@ class Inbox:
             await self.finish(row, read_last=False, closed_by="lost")
 
     async def sync(self, conversation_id: int) -> None:
-        """New messages, then the conversation's state (the poll, and the periodic
-        reconcile: Twilio sends no webhook for a close nobody asked it to announce)."""
+        """New messages, then the conversation's state (the reconcile: Twilio sends no
+        webhook for a close nobody asked it to announce)."""
+        await self.read_messages(conversation_id)
+        await self.read_state(conversation_id)
+
+    async def read_messages(self, conversation_id: int) -> int:
+        """Read the conversation's new messages (one list call); how many there were, by
+        anyone. A conversation gone from Twilio is finished."""
+        row = await self._store.conversation_by_id(conversation_id)
+        if row.sid is None or row.state == "closed":
+            return 0
+        try:
+            return await self._read_new(row)
+        except ConversationNotFound:
+            await self.finish(row, read_last=False, closed_by="lost")
+            return 0
+
+    async def read_state(self, conversation_id: int) -> None:
+        """Read the conversation's state (one fetch); finish it if Twilio closed it."""
         row = await self._store.conversation_by_id(conversation_id)
         if row.sid is None or row.state == "closed":
             return
         try:
-            await self._read_new(row)
             async with self._reads:
                 info = await self._twilio.fetch_conversation(row.sid)
         except ConversationNotFound:
             await self.finish(row, read_last=False, closed_by="lost")
             return
         if info.state == "closed":
-            await self.finish(row, read_last=False, closed_by="agent")
+            await self.finish(row, read_last=True, closed_by="agent")
 
     async def end_orphan(self, conversation_id: int, workspace_sid: str, by: ClosedBy) -> None:
         """After a task of the conversation ended: read its messages and state; if Flex left
@@ -218,12 +234,12 @@ class Inbox:
         logs.event(log, "conversation.orphan_closed", sid=row.sid, closed_by=by)
         await self.finish(row, read_last=True, closed_by=by)
 
-    async def _read_new(self, row: ConversationRow) -> None:
+    async def _read_new(self, row: ConversationRow) -> int:
         assert row.sid is not None
         async with self._reads:
             messages = await self._twilio.messages_after(row.sid, row.synced_index)
         if not messages:
-            return
+            return 0
         agent = [
             AgentMessage(m.sid, m.index, m.author, m.body, m.date_created)
             for m in messages
@@ -237,6 +253,7 @@ class Inbox:
             # Even when every one was stored already (a webhook that came ahead of the sync
             # mark), moving the mark past them is what makes them deliverable.
             await self._wakeups.wake(row.identity)
+        return len(messages)
 
     async def finish(self, row: ConversationRow, *, read_last: bool, closed_by: ClosedBy) -> None:
         """Mark a conversation closed (put down to ``closed_by`` unless a closer said who

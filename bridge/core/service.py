@@ -202,12 +202,12 @@ class HandoffService:
 
         Raises InvalidWait, or TooManyWaiting when the user already waits too often."""
         wait = min(checked_wait(wait), self.limits.reply_wait_seconds)
-        if not self.push:
+        if self._poller is not None:
             latest = await self._store.latest_conversation(identity)
             if latest is not None and latest.state == "open":
                 # Look now rather than at the poller's next tick, so wait=0 sees replies.
                 with contextlib.suppress(TwilioUnavailable):
-                    await self.inbox.sync(latest.id)
+                    await self._poller.read_now(latest.id)
         return await self._waiters.collect(identity, wait, after, refuse_busy=True)
 
     async def confirm(self, result: HandoffResult) -> None:

@@ -1,18 +1,28 @@
-// Agent console: the sandbox's stand-in for the Flex agent UI.
+// Agent console: the sandbox's Flex agent desktop.
 //
 // All text from conversations is put on the page with textContent, never parsed as HTML.
+// The signed-in agent is kept per tab (sessionStorage), so each tab can be another agent.
 "use strict";
 
 (() => {
   const API = "/sandbox/console";
   const DEFAULT_AGENT = "agent.alex";
-  const AGENT_KEY = "flexBridge.console.agentName";
+  const LAST_NAME_KEY = "flexBridge.console.agentName"; // the last name used, any tab
+  const SESSION_KEY = "flexBridge.console.agent"; // this tab's agent: { sid, name }
   const NARROW = window.matchMedia("(max-width: 760px)");
 
   const els = {
     connection: byId("connection"),
     connectionText: byId("connection-text"),
+    signIn: byId("sign-in"),
     agent: byId("agent-name"),
+    agentBar: byId("agent-bar"),
+    agentLabel: byId("agent-label"),
+    activity: byId("activity"),
+    signOut: byId("sign-out"),
+    deskError: byId("desk-error"),
+    offersBox: byId("offers-box"),
+    offers: byId("offers"),
     layout: byId("layout"),
     queueList: byId("queue-list"),
     queueEmpty: byId("queue-empty"),
@@ -25,7 +35,9 @@
     chatError: byId("chat-error"),
     back: byId("back"),
     accept: byId("accept"),
+    reject: byId("reject"),
     end: byId("end"),
+    complete: byId("complete"),
     transcript: byId("transcript"),
     composer: byId("composer"),
     reply: byId("reply"),
@@ -34,8 +46,11 @@
   };
 
   const state = {
-    conversations: new Map(), // sid -> summary, from the latest queue snapshot
+    me: null, // { sid, name } of this tab's agent, once signed in
+    conversations: new Map(), // sid -> summary, from the latest desk snapshot
     order: [],
+    agents: new Map(), // worker sid -> { sid, name, activity }
+    offers: [], // open offers (pending reservations), every agent's
     selected: null, // sid of the open conversation
     shown: null, // { sid, lastIndex, key } of what the transcript shows
     clockOffset: 0, // server time minus local time, in milliseconds
@@ -54,32 +69,93 @@
     return node;
   }
 
-  // --- agent name -------------------------------------------------------------------------
+  // --- signing in -----------------------------------------------------------------------
 
-  function storedAgent() {
+  function remembered(storage, key) {
     try {
-      return window.localStorage.getItem(AGENT_KEY) || DEFAULT_AGENT;
+      return storage.getItem(key);
     } catch {
-      return DEFAULT_AGENT;
+      return null; // storage may be unavailable (private mode)
     }
   }
 
-  function agentName() {
-    return els.agent.value.trim() || DEFAULT_AGENT;
+  function remember(storage, key, value) {
+    try {
+      if (value === null) storage.removeItem(key);
+      else storage.setItem(key, value);
+    } catch {
+      // The agent still works for this page.
+    }
   }
 
-  els.agent.value = storedAgent();
-  els.agent.addEventListener("input", () => {
+  async function signIn(name) {
+    hideDeskError();
+    let data;
     try {
-      window.localStorage.setItem(AGENT_KEY, els.agent.value.trim());
-    } catch {
-      // Storage may be unavailable (private mode); the name still works for this page.
+      data = await api("POST", "/agents", { name });
+    } catch (error) {
+      showDeskError(error.message);
+      return;
     }
-    renderConversation();
+    state.me = { sid: data.agent.sid, name: data.agent.name };
+    remember(window.sessionStorage, SESSION_KEY, JSON.stringify(state.me));
+    remember(window.localStorage, LAST_NAME_KEY, data.agent.name);
+    state.agents.set(data.agent.sid, data.agent);
+    renderAgent();
+    renderDesk();
+  }
+
+  function signOut() {
+    const me = state.me;
+    state.me = null;
+    remember(window.sessionStorage, SESSION_KEY, null);
+    renderAgent();
+    renderDesk();
+    // As Flex does at log-out: the agent goes Offline (open offers pass to others).
+    if (me) api("POST", `/agents/${me.sid}/activity`, { activity: "Offline" }).catch(() => {});
+    els.agent.focus();
+  }
+
+  function renderAgent() {
+    const me = state.me;
+    els.signIn.hidden = Boolean(me);
+    els.agentBar.hidden = !me;
+    if (!me) return;
+    els.agentLabel.textContent = me.name;
+    const known = state.agents.get(me.sid);
+    if (known && document.activeElement !== els.activity) els.activity.value = known.activity;
+  }
+
+  els.agent.value = remembered(window.localStorage, LAST_NAME_KEY) || DEFAULT_AGENT;
+  els.signIn.addEventListener("submit", (event) => {
+    event.preventDefault();
+    signIn(els.agent.value.trim() || DEFAULT_AGENT);
   });
-  els.agent.addEventListener("blur", () => {
-    if (!els.agent.value.trim()) els.agent.value = DEFAULT_AGENT;
+  els.signOut.addEventListener("click", signOut);
+  els.activity.addEventListener("change", async () => {
+    if (!state.me) return;
+    hideDeskError();
+    try {
+      const data = await api("POST", `/agents/${state.me.sid}/activity`, {
+        activity: els.activity.value,
+      });
+      state.agents.set(data.agent.sid, data.agent);
+    } catch (error) {
+      showDeskError(error.message);
+      if (error.status === 404) signOut();
+    }
+    renderAgent();
   });
+
+  function showDeskError(message) {
+    els.deskError.textContent = message;
+    els.deskError.hidden = false;
+  }
+
+  function hideDeskError() {
+    els.deskError.hidden = true;
+    els.deskError.textContent = "";
+  }
 
   // --- time -------------------------------------------------------------------------------
 
@@ -118,13 +194,22 @@
     return `Closed after ${duration(waited(conv))} in the queue`;
   }
 
-  // --- queue ------------------------------------------------------------------------------
+  // --- the desk ---------------------------------------------------------------------------
 
   function applySnapshot(snapshot) {
     state.clockOffset = Date.parse(snapshot.server_time) - Date.now();
     state.conversations = new Map(snapshot.conversations.map((c) => [c.sid, c]));
     state.order = snapshot.conversations.map((c) => c.sid);
-    renderQueue();
+    state.agents = new Map(snapshot.agents.map((a) => [a.sid, a]));
+    state.offers = snapshot.offers;
+    if (state.me && !state.agents.has(state.me.sid)) {
+      // The sandbox restarted and forgot this agent: sign in again under the same name.
+      const name = state.me.name;
+      state.me = null;
+      signIn(name);
+    }
+    renderAgent();
+    renderDesk();
     if (state.selected) {
       const conv = state.conversations.get(state.selected);
       if (!conv) {
@@ -133,6 +218,104 @@
         loadTranscript(conv.sid);
       } else {
         renderConversation();
+      }
+    }
+  }
+
+  function renderDesk() {
+    renderOffers();
+    renderQueue();
+    renderConversation();
+  }
+
+  // This agent's open offer for a conversation, if any.
+  function myOffer(sid) {
+    if (!state.me) return null;
+    return state.offers.find((o) => o.agent_sid === state.me.sid && o.conversation_sid === sid) || null;
+  }
+
+  const offerItems = new Map(); // reservation sid -> { li, parts }
+
+  function renderOffers() {
+    const mine = state.me ? state.offers.filter((o) => o.agent_sid === state.me.sid) : [];
+    els.offersBox.hidden = mine.length === 0;
+    const wanted = new Set(mine.map((o) => o.sid));
+    for (const [sid, item] of offerItems) {
+      if (!wanted.has(sid)) {
+        item.li.remove();
+        offerItems.delete(sid);
+      }
+    }
+    for (const offer of mine) {
+      let item = offerItems.get(offer.sid);
+      if (!item) {
+        item = createOfferItem(offer);
+        offerItems.set(offer.sid, item);
+        els.offers.append(item.li);
+      }
+      updateOfferItem(item, offer);
+    }
+  }
+
+  function createOfferItem(offer) {
+    const li = el("li", "offer");
+    li.dataset.sid = offer.sid;
+    li.dataset.conversation = offer.conversation_sid;
+    const title = el("button", "offer-title");
+    title.type = "button";
+    title.addEventListener("click", () => select(offer.conversation_sid, { focusChat: NARROW.matches }));
+    const latest = el("span", "offer-latest");
+    const expires = el("span", "offer-expires");
+    const actions = el("span", "offer-actions");
+    const accept = el("button", "btn primary", "Accept");
+    accept.type = "button";
+    accept.addEventListener("click", () => answerOffer(offer.sid, offer.conversation_sid, "accept"));
+    const reject = el("button", "btn ghost", "Reject");
+    reject.type = "button";
+    reject.addEventListener("click", () => answerOffer(offer.sid, offer.conversation_sid, "reject"));
+    actions.append(accept, reject);
+    li.append(title, latest, expires, actions);
+    return { li, parts: { title, latest, expires, accept, reject } };
+  }
+
+  function updateOfferItem(item, offer) {
+    const conv = state.conversations.get(offer.conversation_sid);
+    item.parts.title.textContent = conv ? `User ${conv.user || "unknown"}` : "A conversation";
+    item.parts.latest.textContent = conv && conv.latest ? conv.latest.body : "";
+    item.parts.expires.textContent = expiresLabel(offer);
+    item.parts.accept.setAttribute("aria-label", `Accept ${item.parts.title.textContent}`);
+    item.parts.reject.setAttribute("aria-label", `Reject ${item.parts.title.textContent}`);
+  }
+
+  function expiresLabel(offer) {
+    const left = Date.parse(offer.expires_at) - serverNow();
+    return left > 0 ? `Offer ends in ${duration(left)}` : "Offer ending…";
+  }
+
+  async function answerOffer(reservation, sid, answer) {
+    if (!state.me || state.busy) return;
+    state.busy = true;
+    hideDeskError();
+    hideError();
+    renderConversation();
+    try {
+      await api("POST", `/offers/${encodeURIComponent(reservation)}/${answer}`, { agent: state.me.sid });
+      if (answer === "accept") {
+        state.offers = state.offers.filter((o) => o.sid !== reservation);
+        const conv = state.conversations.get(sid);
+        if (conv) Object.assign(conv, { status: "assigned", agent: state.me.name, offered_to: null });
+        select(sid, { focusChat: false });
+        els.reply.focus();
+      }
+    } catch (error) {
+      if (sid === state.selected) showError(error.message);
+      else showDeskError(error.message);
+    } finally {
+      state.busy = false;
+      renderDesk();
+      if (sid === state.selected) {
+        loadTranscript(sid);
+        if (answer === "accept" && !els.reply.disabled) els.reply.focus();
       }
     }
   }
@@ -214,7 +397,10 @@
   }
 
   function queueMeta(conv) {
-    const parts = [waitLabel(conv)];
+    const parts = [];
+    if (conv.position) parts.push(`#${conv.position} in ${conv.queue}`);
+    parts.push(waitLabel(conv));
+    if (conv.offered_to) parts.push(`offered to ${conv.offered_to}`);
     if (conv.agent) parts.push(conv.agent);
     if (conv.latest) parts.push(`last message ${clock(conv.latest.sent_at)}`);
     return parts.join(" · ");
@@ -303,39 +489,62 @@
   function renderConversation() {
     const conv = state.selected && state.conversations.get(state.selected);
     if (!conv) return;
-    const me = agentName();
-    const mine = conv.status === "assigned" && conv.agent === me;
+    const me = state.me;
+    const mine = Boolean(me) && conv.agent === me.name;
+    const offer = myOffer(conv.sid);
     els.chatTitle.textContent = `User ${conv.user || "unknown"}`;
     els.chatStatus.dataset.status = conv.status;
-    els.chatStatus.textContent = conv.status === "assigned" ? `with ${conv.agent}` : conv.status_label;
-    els.chatMeta.textContent = `${waitLabel(conv)} · queued ${clock(conv.queued_at)}`;
+    els.chatStatus.textContent =
+      conv.status === "assigned" ? `with ${conv.agent}` : conv.status === "wrapping" ? `${conv.agent} wrapping up` : conv.status_label;
+    els.chatMeta.textContent = chatMeta(conv);
 
-    els.accept.hidden = conv.status === "closed" || mine;
-    els.accept.disabled = state.busy || conv.status === "assigned";
-    els.accept.textContent = conv.status === "assigned" ? `With ${conv.agent}` : "Accept";
-    els.end.hidden = conv.status === "closed";
+    els.accept.hidden = !offer;
+    els.reject.hidden = !offer;
+    els.accept.disabled = els.reject.disabled = state.busy;
+    els.end.hidden = !(mine && conv.status === "assigned");
     els.end.disabled = state.busy;
+    els.complete.hidden = !(mine && conv.status === "wrapping");
+    els.complete.disabled = state.busy;
 
-    const canReply = mine;
+    const canReply = mine && conv.status === "assigned";
     els.reply.disabled = !canReply;
     els.send.disabled = !canReply || state.busy;
-    if (conv.status === "closed") {
-      els.hint.textContent = "This conversation is closed.";
-    } else if (conv.status === "waiting") {
-      els.hint.textContent = `Accept the conversation to reply as ${me}.`;
-    } else if (!mine) {
-      els.hint.textContent = `This conversation is with ${conv.agent}. Use that agent name to reply.`;
-    } else {
-      els.hint.textContent = "Enter to send · Shift+Enter for a new line";
-    }
+    els.hint.textContent = composerHint(conv, mine, offer);
 
     let end = els.transcript.querySelector(".transcript-end");
-    if (conv.status === "closed" && !end) {
+    const ended = conv.status === "closed" || conv.status === "wrapping";
+    if (ended && !end) {
       end = el("li", "transcript-end", "Conversation closed");
       els.transcript.append(end);
-    } else if (conv.status !== "closed" && end) {
+    } else if (!ended && end) {
       end.remove();
     }
+  }
+
+  function chatMeta(conv) {
+    const parts = [waitLabel(conv), `queued ${clock(conv.queued_at)}`];
+    if (conv.position) parts.unshift(`#${conv.position} in ${conv.queue}`);
+    const offer = myOffer(conv.sid);
+    if (offer) parts.push(expiresLabel(offer));
+    else if (conv.offered_to) parts.push(`offered to ${conv.offered_to}`);
+    return parts.join(" · ");
+  }
+
+  function composerHint(conv, mine, offer) {
+    const me = state.me;
+    if (conv.status === "closed") return "This conversation is closed.";
+    if (conv.status === "wrapping") {
+      return mine ? "The chat has ended: Complete the task when your notes are done." : `${conv.agent} is wrapping up.`;
+    }
+    if (!me) return "Sign in as an agent to take conversations.";
+    if (offer) return "This conversation is offered to you: accept it to reply.";
+    if (conv.status === "waiting") {
+      const agent = state.agents.get(me.sid);
+      if (agent && agent.activity !== "Available") return "Set yourself Available to be offered conversations.";
+      return conv.offered_to ? `Offered to ${conv.offered_to}.` : "Waiting for an agent with room.";
+    }
+    if (!mine) return `This conversation is with ${conv.agent}.`;
+    return "Enter to send · Shift+Enter for a new line";
   }
 
   function showGone() {
@@ -365,12 +574,12 @@
 
   async function act(path, body, after) {
     const sid = state.selected;
-    if (!sid || state.busy) return;
+    if (!sid || state.busy || !state.me) return;
     state.busy = true;
     hideError();
     renderConversation();
     try {
-      await api("POST", `/conversations/${encodeURIComponent(sid)}/${path}`, body);
+      await api("POST", `/conversations/${encodeURIComponent(sid)}/${path}`, { agent: state.me.sid, ...body });
       if (after) after();
     } catch (error) {
       showError(error.message);
@@ -381,16 +590,15 @@
     }
   }
 
-  els.accept.addEventListener("click", () =>
-    act("accept", { agent: agentName() }, () => {
-      const conv = state.conversations.get(state.selected);
-      if (conv) Object.assign(conv, { status: "assigned", agent: agentName() });
-      renderConversation();
-      els.reply.focus();
-    }),
-  );
+  function answerSelected(answer) {
+    const offer = state.selected && myOffer(state.selected);
+    if (offer) answerOffer(offer.sid, offer.conversation_sid, answer);
+  }
 
-  els.end.addEventListener("click", () => act("end", { agent: agentName() }));
+  els.accept.addEventListener("click", () => answerSelected("accept"));
+  els.reject.addEventListener("click", () => answerSelected("reject"));
+  els.end.addEventListener("click", () => act("end", {}));
+  els.complete.addEventListener("click", () => act("complete", {}));
 
   els.composer.addEventListener("submit", (event) => {
     event.preventDefault();
@@ -399,7 +607,7 @@
       showError("Write a reply before sending it.");
       return;
     }
-    act("reply", { agent: agentName(), body: text }, () => {
+    act("reply", { body: text }, () => {
       els.reply.value = "";
       els.reply.focus();
     });
@@ -446,7 +654,7 @@
     reconnectTimer = null;
     source = new EventSource(`${API}/events`);
     let received = false;
-    source.addEventListener("queue", (event) => {
+    source.addEventListener("desk", (event) => {
       received = true;
       failures = 0;
       setConnection("live", "Live");
@@ -481,14 +689,29 @@
       const conv = state.conversations.get(sid);
       if (conv) item.parts.meta.textContent = queueMeta(conv);
     }
+    for (const offer of state.offers) {
+      const item = offerItems.get(offer.sid);
+      if (item) item.parts.expires.textContent = expiresLabel(offer);
+    }
     const conv = state.selected && state.conversations.get(state.selected);
-    if (conv) els.chatMeta.textContent = `${waitLabel(conv)} · queued ${clock(conv.queued_at)}`;
+    if (conv) els.chatMeta.textContent = chatMeta(conv);
   }, 1000);
 
   window.addEventListener("hashchange", () => {
     const sid = decodeURIComponent(location.hash.slice(1));
     if (sid && sid !== state.selected) select(sid, { updateHash: false });
   });
+
+  const saved = remembered(window.sessionStorage, SESSION_KEY);
+  if (saved) {
+    try {
+      const me = JSON.parse(saved);
+      if (me && typeof me.name === "string") signIn(me.name);
+    } catch {
+      remember(window.sessionStorage, SESSION_KEY, null);
+    }
+  }
+  renderAgent();
 
   const initial = decodeURIComponent(location.hash.slice(1));
   if (initial) select(initial, { updateHash: false });
