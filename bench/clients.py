@@ -172,7 +172,7 @@ class EmulatorClient:
         """Every item of a listing, following ``meta.next_page_url``."""
         found: list[dict[str, Any]] = []
         url: str | None = first
-        params: dict[str, str] | None = {"PageSize": "1000"}
+        params: dict[str, str] | None = {"PageSize": "100"}  # the most Twilio serves
         while url:
             page = await self._call("GET", url, params=params)
             found.extend(page[key])

@@ -215,4 +215,5 @@ def _sandbox(settings: Settings) -> ASGIApp:
         workflow_sid=settings.twilio_workflow_sid,
         # As an operator sets it once in the Console (docs/flex-setup.md).
         event_callback_url=settings.taskrouter_event_url if settings.webhooks else None,
+        flow_sid=settings.twilio_flow_sid or None,
     )

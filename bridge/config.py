@@ -134,6 +134,7 @@ class Settings:
     #: Emulators of Flex and TaskRouter (None: Twilio's own, or the embedded sandbox).
     flex_api_base_url: str | None = None
     taskrouter_api_base_url: str | None = None
+    studio_api_base_url: str | None = None
 
     @property
     def webhook_url(self) -> str:
@@ -188,6 +189,13 @@ class Settings:
         if self.taskrouter_api_base_url:
             return self.taskrouter_api_base_url
         return f"{self.local_url}/sandbox/taskrouter" if self.sandbox else None
+
+    @property
+    def studio_base_url(self) -> str | None:
+        """Base URL for the Studio API (the flow's check); None means Twilio itself."""
+        if self.studio_api_base_url:
+            return self.studio_api_base_url
+        return f"{self.local_url}/sandbox/studio" if self.sandbox else None
 
     @property
     def taskrouter_event_url(self) -> str:
@@ -531,6 +539,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         twilio_task_channel=task_channel,
         flex_api_base_url=_optional_url(env, "TWILIO_FLEX_API_BASE_URL"),
         taskrouter_api_base_url=_optional_url(env, "TWILIO_TASKROUTER_API_BASE_URL"),
+        studio_api_base_url=_optional_url(env, "TWILIO_STUDIO_API_BASE_URL"),
     )
 
 

@@ -148,6 +148,14 @@ class WorkspaceInfo:
     events_filter: str | None
 
 
+@dataclass(frozen=True)
+class FlowInfo:
+    sid: str
+    friendly_name: str
+    status: str  # draft, published
+    definition: dict[str, Any]
+
+
 class TwilioFlex(Protocol):
     """The Flex and TaskRouter calls routing makes. Each raises a :class:`TwilioError`."""
 
@@ -174,6 +182,9 @@ class TwilioFlex(Protocol):
 
     async def task_channel_names(self, workspace_sid: str) -> list[str]:
         """The workspace's task channels, by unique name."""
+
+    async def fetch_flow(self, flow_sid: str) -> FlowInfo:
+        """A Studio flow, with its definition."""
 
 
 class TwilioClient(TwilioConversations, TwilioFlex, Protocol):
@@ -284,11 +295,13 @@ class ConversationsClient:
         *,
         flex_base_url: str | None = None,
         taskrouter_base_url: str | None = None,
+        studio_base_url: str | None = None,
     ) -> None:
         """Create inside the running loop (the HTTP session binds to it); close at shutdown.
 
-        ``base_url``, ``flex_base_url`` and ``taskrouter_base_url`` replace Twilio's own
-        hosts for Conversations, Flex and TaskRouter (None: Twilio's).
+        ``base_url``, ``flex_base_url``, ``taskrouter_base_url`` and ``studio_base_url``
+        replace Twilio's own hosts for Conversations, Flex, TaskRouter and Studio (None:
+        Twilio's).
 
         ``observe(operation, outcome)`` hears of every call: outcome ``ok``, ``rejected``
         or ``unavailable``.
@@ -301,6 +314,8 @@ class ConversationsClient:
             self._client.flex_api.base_url = flex_base_url
         if taskrouter_base_url:
             self._client.taskrouter.base_url = taskrouter_base_url
+        if studio_base_url:
+            self._client.studio.base_url = studio_base_url
         self._v1 = self._client.conversations.v1
         self._timeout = timeout_seconds
         self._observe = observe or (lambda operation, outcome: None)
@@ -511,6 +526,13 @@ class ConversationsClient:
             instance.event_callback_url or None,
             instance.events_filter or None,
         )
+
+    async def fetch_flow(self, flow_sid: str) -> FlowInfo:
+        instance = await self._call(
+            "fetch_flow", self._client.studio.v2.flows(flow_sid).fetch_async()
+        )
+        definition = instance.definition if isinstance(instance.definition, dict) else {}
+        return FlowInfo(instance.sid, instance.friendly_name or "", instance.status, definition)
 
     async def workflow_name(self, workspace_sid: str, workflow_sid: str) -> str:
         workspace = self._client.taskrouter.v1.workspaces(workspace_sid)

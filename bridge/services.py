@@ -58,6 +58,7 @@ def connect_twilio(settings: Settings, metrics: Metrics | None = None) -> Conver
         observe=metrics.twilio_call if metrics is not None else None,
         flex_base_url=settings.flex_base_url,
         taskrouter_base_url=settings.taskrouter_base_url,
+        studio_base_url=settings.studio_base_url,
     )
 
 

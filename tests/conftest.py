@@ -143,6 +143,7 @@ def twilio_client(server: LiveServer) -> Client:
     twilio.conversations.base_url = f"{server.url}/sandbox/twilio"
     twilio.taskrouter.base_url = f"{server.url}/sandbox/taskrouter"
     twilio.flex_api.base_url = f"{server.url}/sandbox/flex"
+    twilio.studio.base_url = f"{server.url}/sandbox/studio"
     return twilio
 
 

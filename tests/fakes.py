@@ -25,6 +25,7 @@ from bridge.conversations import (
     ConversationInfo,
     ConversationMessage,
     ConversationNotFound,
+    FlowInfo,
     ParticipantExists,
     TaskInfo,
     TwilioError,
@@ -32,6 +33,7 @@ from bridge.conversations import (
     UniqueNameTaken,
     WorkspaceInfo,
 )
+from bridge.sandbox.studio.state import flex_flow_definition
 
 When = Literal["before", "after"]
 
@@ -240,6 +242,12 @@ class FakeTwilio:
     async def task_channel_names(self, workspace_sid: str) -> list[str]:
         self._enter("list_task_channels")
         return ["default", "voice", "chat", "sms", "video", "email"]
+
+    async def fetch_flow(self, flow_sid: str) -> FlowInfo:
+        """Any flow asked for is published and sends to Flex, as Flex's guides build it."""
+        self._enter("fetch_flow")
+        definition = flex_flow_definition("WW" + "0" * 32, "TC" + "0" * 32)
+        return FlowInfo(flow_sid, "Flex Bridge to Flex", "published", definition)
 
     # --- inside ---------------------------------------------------------------------------
 

@@ -3,6 +3,8 @@ setting gives a failing check with its fix and a non-zero exit."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -32,7 +34,8 @@ from bridge.doctor import (
     run_checks,
 )
 from bridge.routing import build_router
-from tests.conftest import LiveServer, free_port, sandbox_env
+from bridge.sandbox.studio.state import flex_flow_definition
+from tests.conftest import LiveServer, free_port, sandbox_env, twilio_client
 from tests.fakes import FakeTwilio
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +110,7 @@ async def test_every_check_passes_against_an_emulator_at_its_base_url(
         "TWILIO_API_BASE_URL": f"{server.url}/sandbox/twilio",
         "TWILIO_FLEX_API_BASE_URL": f"{server.url}/sandbox/flex",
         "TWILIO_TASKROUTER_API_BASE_URL": f"{server.url}/sandbox/taskrouter",
+        "TWILIO_STUDIO_API_BASE_URL": f"{server.url}/sandbox/studio",
         "TWILIO_WORKSPACE_SID": SANDBOX_WORKSPACE_SID,
         "BRIDGE_SECRET": BRIDGE_SECRET,
         "ALLOW_INSECURE_NO_AUTH": "1",
@@ -115,7 +119,7 @@ async def test_every_check_passes_against_an_emulator_at_its_base_url(
     assert set(statuses(results).values()) == {"pass"}, render(results)
     checks = by_name(results)
     assert "not Twilio" in checks["settings"].detail
-    assert "placeholder" in checks["routing"].detail
+    assert "Incoming Conversation → SendToFlex (Send to Flex)" in checks["routing"].detail
     assert "/twilio/taskrouter" in checks["taskrouter"].detail
     # Without the workspace named, the event callback cannot be looked at.
     results = await run_checks({**emulator_env, "TWILIO_WORKSPACE_SID": ""})
@@ -143,6 +147,39 @@ async def test_every_check_passes_against_an_emulator_at_its_base_url(
         assert broken.status == "fail", render(results)
         assert words in broken.detail
         assert name in broken.fix
+
+
+async def test_a_studio_flow_that_would_not_reach_flex_fails_with_its_fix(
+    start_bridge: Starter,
+) -> None:
+    """The flow as Studio has it: unknown, a draft, or not sending conversations to Flex."""
+    server, env = start_bridge()
+    studio = twilio_client(server).studio.v2.flows
+    good = flex_flow_definition(SANDBOX_WORKFLOW_SID, "chat")
+    nowhere = json.loads(json.dumps(good))
+    nowhere["states"][0]["transitions"][2].pop("next")  # Incoming Conversation → nothing
+    draft = await asyncio.to_thread(
+        studio.create, friendly_name="Draft", status="draft", definition=good
+    )
+    loose = await asyncio.to_thread(
+        studio.create, friendly_name="Loose end", status="published", definition=nowhere
+    )
+    mine = await asyncio.to_thread(
+        studio.create, friendly_name="Ours", status="published", definition=good
+    )
+    for flow_sid, words in (
+        ("FW" + "1" * 32, "was refused by Studio (HTTP 404)"),
+        (draft.sid, "'Draft' (FW"),
+        (loose.sid, "does not lead to a Send to Flex widget"),
+    ):
+        results = await run_checks({**env, "TWILIO_FLOW_SID": flow_sid})
+        broken = by_name(results)["routing"]
+        assert broken.status == "fail", render(results)
+        assert words in broken.detail
+        assert "Studio > Flows" in broken.fix
+    results = await run_checks({**env, "TWILIO_FLOW_SID": mine.sid})
+    assert by_name(results)["routing"].status == "pass", render(results)
+    assert "'Ours'" in by_name(results)["routing"].detail
 
 
 async def test_an_event_callback_elsewhere_fails_with_its_fix(start_bridge: Starter) -> None:
@@ -300,7 +337,7 @@ async def test_flow_placeholder_fails_against_real_twilio() -> None:
     sandbox = load_settings({"TWILIO_FLOW_SID": "FW" + "ab" * 16})
     real = await check_routing(build_router(sandbox, FakeTwilio()))
     assert real.status == "pass"
-    assert real.detail == "TWILIO_FLOW_SID FWab…abab"
+    assert real.detail.startswith("flow 'Flex Bridge to Flex' (FWab…abab), published")
 
 
 def test_masks_and_url_prefixes() -> None:

@@ -81,7 +81,7 @@ async def test_an_agent_answers_and_completes_the_task(
         assert agent.name in participants
         await asyncio.to_thread(agent.reply, sid, "Alex here, how can I help?")
         answered = (await http.get("/replies/flexuser", params={"wait": "5"})).json()
-        assert answered["status"] == "answered"
+        assert answered["status"] == "answered" and "closed_by" not in answered
         assert [r["body"] for r in answered["replies"]] == ["Alex here, how can I help?"]
         waiting = asyncio.ensure_future(http.get("/replies/flexuser", params={"wait": "5"}))
         await asyncio.sleep(0.2)
@@ -89,7 +89,7 @@ async def test_an_agent_answers_and_completes_the_task(
             lambda: workspace(twilio).tasks(task.sid).update(assignment_status="completed")
         )
         closed = (await waiting).json()
-        assert closed["status"] == "closed"
+        assert closed["status"] == "closed" and closed["closed_by"] == "agent"
         assert closed["note"].startswith("The agent ended this conversation")
         state = await asyncio.to_thread(lambda: agent.conversations(sid).fetch().state)
         assert state == "closed"
@@ -120,5 +120,5 @@ async def test_a_task_nobody_took_closes_as_the_system(make_server: ServerFactor
             )
         )
         closed = (await waiting).json()
-    assert closed["status"] == "closed"
+    assert closed["status"] == "closed" and closed["closed_by"] == "system"
     assert "before an agent could take it" in closed["note"]

@@ -217,7 +217,7 @@ async def test_user_can_end_the_conversation(client: httpx.AsyncClient, agent: A
     sid = agent.only_conversation()
     agent.reply(sid, "Anything else?")
     ended = (await client.post("/end/jack")).json()
-    assert ended["status"] == "closed"
+    assert ended["status"] == "closed" and ended["closed_by"] == "user"
     assert [r["body"] for r in ended["replies"]] == ["Anything else?"]
     # The note says the user ended it, not the agent (the close webhook overtakes /end).
     assert "as the user asked" in ended["note"] and "agent ended" not in ended["note"]
@@ -232,6 +232,7 @@ async def test_user_can_end_the_conversation(client: httpx.AsyncClient, agent: A
         if answer["status"] == "closed":
             break
     assert answer["note"].startswith("The agent ended this conversation")
+    assert answer["closed_by"] == "agent"
 
 
 async def test_long_message_arrives_as_ordered_parts(

@@ -74,7 +74,8 @@ async def test_tools_are_listed_with_schemas(server: LiveServer) -> None:
     assert listed["end_human_conversation"].input_schema.get("properties", {}) == {}
     for tool in listed.values():
         assert tool.output_schema is not None
-        assert set(tool.output_schema["properties"]) == {"status", "replies", "note"}
+        assert set(tool.output_schema["properties"]) == {"status", "replies", "note", "closed_by"}
+        assert set(tool.output_schema["required"]) == {"status", "replies", "note"}
 
 
 async def test_whole_handoff_with_the_reply_in_the_tool_result(
@@ -119,7 +120,7 @@ async def test_whole_handoff_with_the_reply_in_the_tool_result(
         ]
 
         ended = structured(await mcp.call_tool("end_human_conversation", {}))
-        assert (ended["status"], ended["replies"]) == ("closed", [])
+        assert (ended["status"], ended["replies"], ended["closed_by"]) == ("closed", [], "user")
         # The user ended it: the model must not tell the user the agent hung up.
         assert ended["note"] == note("closed_by_user", WORDS)
         assert "agent ended" not in ended["note"]
@@ -150,13 +151,13 @@ async def test_late_reply_through_get_agent_replies(server: LiveServer) -> None:
             answer = structured(await mcp.call_tool("get_agent_replies", {"wait_seconds": 0.5}))
             if answer["status"] == "closed":
                 break
-        assert answer["status"] == "closed"
+        assert answer["status"] == "closed" and answer["closed_by"] == "agent"
 
 
 async def test_end_without_a_conversation(server: LiveServer) -> None:
     async with connect(server) as mcp:
         ended = structured(await mcp.call_tool("end_human_conversation", {}))
-    assert ended["status"] == "closed"
+    assert ended["status"] == "closed" and ended["closed_by"] is None
     assert ended["note"] == note("none_yet", WORDS)
 
 

@@ -98,3 +98,25 @@ async def test_public_url_is_what_gets_checked(make_server: ServerFactory) -> No
     local = twilio_signature(token, f"{server.url}/twilio/events", params)
     assert post_event(server, params, public).status_code == 204
     assert post_event(server, params, local).status_code == 403
+
+
+async def test_a_close_by_twilio_s_timer_is_put_down_to_the_timeout(
+    server: LiveServer, client: httpx.AsyncClient, agent: Agent, token: str
+) -> None:
+    """Twilio's closed timer announces its close with Reason=TIMER; the close is the
+    timer's, as the user hears (here the event comes alone: the conversation is not
+    really closed, so only the webhook can have said so)."""
+    sid = await open_conversation(client, agent, "tim")
+    params = {
+        "EventType": "onConversationStateUpdated",
+        "ConversationSid": sid,
+        "StateFrom": "inactive",
+        "StateTo": "closed",
+        "StateUpdated": "2026-11-22T10:00:00Z",
+        "Reason": "TIMER",
+        "Source": "API",
+    }
+    signature = twilio_signature(token, f"{server.url}/twilio/events", params)
+    assert post_event(server, params, signature).status_code == 204
+    closed = (await client.get("/replies/tim")).json()
+    assert closed["status"] == "closed" and closed["closed_by"] == "timeout"

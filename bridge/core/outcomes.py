@@ -60,10 +60,19 @@ class HandoffResult:
             return "answered" if self.replies else "waiting"
         return "closed"
 
+    @property
+    def closed_by(self) -> ClosedBy | None:
+        """Who ended the conversation (a closed outcome; None when there was none)."""
+        return next((by for by, outcome in _CLOSED.items() if outcome == self.outcome), None)
+
     def to_json(self, note: str) -> dict[str, object]:
-        """The contract's ``{status, replies, note}``, with the front door's note."""
-        return {
+        """The contract's ``{status, replies, note}`` (and ``closed_by`` when closed),
+        with the front door's note."""
+        answer: dict[str, object] = {
             "status": self.status,
             "replies": [{"id": r.id, "body": r.body, "sent_at": r.sent_at} for r in self.replies],
             "note": note,
         }
+        if self.status == "closed":
+            answer["closed_by"] = self.closed_by
+        return answer

@@ -72,6 +72,11 @@ class HandoffOut(BaseModel):
     )
     replies: list[ReplyOut] = Field(description="Agent replies not shown before, oldest first.")
     note: str = Field(description="What to do next.")
+    closed_by: Literal["agent", "user", "timeout", "system", "lost"] | None = Field(
+        default=None,
+        description="Only when closed: who ended it (agent; user; timeout: inactive too "
+        "long; system: no agent took it in time; lost: it no longer exists).",
+    )
 
 
 HandoffToolResult = Annotated[CallToolResult, HandoffOut]

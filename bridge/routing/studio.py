@@ -4,14 +4,47 @@ Send to Flex widget creates the Flex task on the first message (TWILIO_FLOW_SID)
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from bridge.config import SANDBOX_FLOW_SID
-from bridge.conversations import TwilioClient
+from bridge.conversations import TwilioClient, TwilioError, TwilioRejected
 from bridge.logs import mask
 from bridge.routing import RoutingCheck, Target, TaskDetails, holds_live_task
 
 FLOW_SID = re.compile(r"^FW[0-9a-fA-F]{32}$")
+#: The Trigger widget's transition for a message added to a conversation.
+CONVERSATION_EVENT = "incomingConversationMessage"
+_FLOW_FIX = (
+    "In Studio > Flows, connect the Trigger's Incoming Conversation to a Send to Flex widget "
+    "(with your workflow and the Chat task channel) and publish the flow "
+    "(docs/flex-setup.md, section 3)."
+)
+
+
+def send_to_flex_widget(definition: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The Send to Flex widget a flow's Trigger sends an incoming conversation message to,
+    if it does (what routes the bridge's conversations to Flex)."""
+    states = definition.get("states")
+    if not isinstance(states, list):
+        return None
+    by_name = {s.get("name"): s for s in states if isinstance(s, dict)}
+    trigger = by_name.get(definition.get("initial_state", "Trigger"))
+    if not isinstance(trigger, dict) or trigger.get("type") != "trigger":
+        return None
+    transitions = trigger.get("transitions")
+    step = next(
+        (
+            t.get("next")
+            for t in (transitions if isinstance(transitions, list) else [])
+            if isinstance(t, dict) and t.get("event") == CONVERSATION_EVENT
+        ),
+        None,
+    )
+    widget = by_name.get(step)
+    if not isinstance(widget, dict) or widget.get("type") != "send-to-flex":
+        return None
+    return widget
 
 
 class StudioRouter:
@@ -31,7 +64,55 @@ class StudioRouter:
         return await holds_live_task(self._twilio, sid, workspace_sid)
 
     async def check(self) -> list[RoutingCheck]:
-        return [self._check_flow()]
+        """The SID's form, then the flow as Studio has it: published, and its Incoming
+        Conversation leading to Send to Flex."""
+        form = self._check_flow()
+        if not form.ok:
+            return [form]
+        try:
+            flow = await self._twilio.fetch_flow(self._flow_sid)
+        except TwilioRejected as error:
+            return [
+                RoutingCheck(
+                    "flow",
+                    False,
+                    f"TWILIO_FLOW_SID {mask(self._flow_sid)} was refused by Studio "
+                    f"(HTTP {error.status}): no such flow in this account",
+                    "Set TWILIO_FLOW_SID to the SID of your flow (Studio > Flows), then "
+                    "restart the bridge.",
+                )
+            ]
+        except TwilioError as error:
+            return [
+                RoutingCheck(
+                    "flow",
+                    False,
+                    f"could not read the flow from Studio: {error}",
+                    "Check the network and Twilio's status, then run the doctor again.",
+                )
+            ]
+        name = f"{flow.friendly_name!r} ({mask(flow.sid)})"
+        if flow.status != "published":
+            return [RoutingCheck("flow", False, f"flow {name} is a {flow.status}", _FLOW_FIX)]
+        widget = send_to_flex_widget(flow.definition)
+        if widget is None:
+            return [
+                RoutingCheck(
+                    "flow",
+                    False,
+                    f"flow {name}: its Trigger's Incoming Conversation does not lead to a "
+                    "Send to Flex widget",
+                    _FLOW_FIX,
+                )
+            ]
+        return [
+            RoutingCheck(
+                "flow",
+                True,
+                f"flow {name}, published: Incoming Conversation → {widget.get('name')} "
+                "(Send to Flex)",
+            )
+        ]
 
     def _check_flow(self) -> RoutingCheck:
         """TWILIO_FLOW_SID's form, and the sandbox placeholder used against Twilio itself."""

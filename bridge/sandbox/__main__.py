@@ -1,6 +1,6 @@
 """Run the sandbox alone: ``python -m bridge.sandbox --port 5003``.
 
-Serves the Conversations, TaskRouter and Flex emulators and the agent console at the same
+Serves the Conversations, TaskRouter, Flex and Studio emulators and the agent console at the same
 paths as when embedded (``/sandbox/twilio/v1/...``, ``/sandbox/``), accepting the credentials in
 TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (the documented sandbox ones when unset).
 A bridge uses it as it would use Twilio: TWILIO_API_BASE_URL=http://HOST:PORT/sandbox/twilio.
@@ -21,6 +21,7 @@ from hypercorn.config import Config
 from bridge.config import (
     SANDBOX_ACCOUNT_SID,
     SANDBOX_AUTH_TOKEN,
+    SANDBOX_FLOW_SID,
     SANDBOX_WORKFLOW_SID,
     SANDBOX_WORKSPACE_SID,
     ConfigError,
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         webhook_targets=WebhookTargets.from_setting(allowed, own=None),
         workspace_sid=SANDBOX_WORKSPACE_SID,
         workflow_sid=SANDBOX_WORKFLOW_SID,
+        flow_sid=SANDBOX_FLOW_SID,
     )
     asyncio.run(serve(app, config))
     return 0

@@ -23,6 +23,9 @@ from bridge.sandbox.outbound import WebhookTargets
 from bridge.sandbox.shared.clock import now
 from bridge.sandbox.shared.delivery import SignedDelivery
 from bridge.sandbox.shared.errors import EmulatorError, twilio_error
+from bridge.sandbox.studio.api import API_PREFIX as STUDIO_PREFIX
+from bridge.sandbox.studio.api import api as studio_api
+from bridge.sandbox.studio.state import Studio
 from bridge.sandbox.taskrouter.api import API_PREFIX as TASKROUTER_PREFIX
 from bridge.sandbox.taskrouter.api import api as taskrouter_api
 from bridge.sandbox.taskrouter.callbacks import EventCallbacks
@@ -42,6 +45,7 @@ def create_sandbox_app(
     workspace_sid: str | None = None,
     workflow_sid: str | None = None,
     event_callback_url: str | None = None,
+    flow_sid: str | None = None,
 ) -> Quart:
     """The emulator, its controls, the agent console and the development OpenID Connect
     provider (``/sandbox/idp``), as an ASGI app of its own.
@@ -59,7 +63,8 @@ def create_sandbox_app(
 
     ``workspace_sid`` and ``workflow_sid`` fix the TaskRouter workspace's SIDs (random by
     default); ``event_callback_url`` is its EventCallbackUrl from the start, as an operator
-    sets it once in the Console.
+    sets it once in the Console. ``flow_sid`` fixes the SID of Studio's published flow that
+    sends conversations to Flex.
     """
     app = Quart(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -75,6 +80,7 @@ def create_sandbox_app(
     app.register_blueprint(api)
     app.register_blueprint(taskrouter_api)
     app.register_blueprint(flex_api)
+    app.register_blueprint(studio_api)
     app.register_blueprint(control)
     app.register_blueprint(console)
     app.register_blueprint(idp)
@@ -96,9 +102,11 @@ def create_sandbox_app(
         EventCallbacks(workspace, delivery)
         faults: Faults = app.config["SANDBOX_FAULTS"]
         flex = Flex(account, workspace, silent_close=lambda: Faults.chance(faults.silent_closes))
-        # A Studio webhook's flow is Send to Flex: an Interaction, a task, an agent.
-        WebhookDispatcher(account, delivery, studio=flex.send_to_flex)
+        # A Studio webhook runs its flow: Send to Flex makes an Interaction, a task.
+        studio = Studio(flex, flow_sid)
+        WebhookDispatcher(account, delivery, studio=studio.run)
         app.config["SANDBOX_FLEX"] = flex
+        app.config["SANDBOX_STUDIO"] = studio
         app.config["SANDBOX_ACCOUNT"] = account
         app.config["SANDBOX_WORKSPACE"] = workspace
         app.config["SANDBOX_WEBHOOKS"] = delivery
@@ -122,10 +130,10 @@ def create_sandbox_app(
     async def http_error(error: HTTPException) -> Response:
         status = error.code or 500
         if request.path.startswith(
-            (API_PREFIX, TASKROUTER_PREFIX, FLEX_PREFIX, "/sandbox/control")
+            (API_PREFIX, TASKROUTER_PREFIX, FLEX_PREFIX, STUDIO_PREFIX, "/sandbox/control")
         ):
             path = request.path
-            for prefix in (API_PREFIX, TASKROUTER_PREFIX, FLEX_PREFIX):
+            for prefix in (API_PREFIX, TASKROUTER_PREFIX, FLEX_PREFIX, STUDIO_PREFIX):
                 path = path.removeprefix(prefix)
             message = (
                 f"The requested resource {path} was not found"

@@ -15,7 +15,10 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 
 @cache
 def spec(product: str = "conversations") -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads((DATA / f"twilio_{product}_v1.json").read_text("utf-8"))
+    version = "v2" if product == "studio" else "v1"
+    loaded: dict[str, Any] = json.loads(
+        (DATA / f"twilio_{product}_{version}.json").read_text("utf-8")
+    )
     return loaded
 
 

@@ -80,41 +80,41 @@ class Flex:
         self.account = account
         self.workspace = workspace
         self.interactions: dict[str, Interaction] = {}
+        #: Each conversation's (latest) Interaction channel, found without a scan.
+        self._rooms: dict[str, InteractionChannel] = {}
         self._silent_close = silent_close
         workspace.subscribe(self._on_workspace_event)
         account.subscribe(self._on_conversation_event)
 
     # --- Studio's Send to Flex ------------------------------------------------------------
 
-    def send_to_flex(self, conv: Conversation, flow_sid: str | None) -> None:
-        """What a Studio flow's Send to Flex widget does on a conversation's first message:
-        an Interaction (and so a task) for it, once."""
+    def send_to_flex(
+        self,
+        conv: Conversation,
+        *,
+        workflow_sid: str | None,
+        task_channel: str,
+        attributes: dict[str, Any],
+    ) -> None:
+        """What a Studio flow's Send to Flex widget does on a conversation's message: an
+        Interaction (and so a task) for it, once."""
         if conv.state == "closed" or self.by_conversation(conv.sid) is not None:
             return
-        workflow = next(iter(self.workspace.workflows.values()))
-        customer = next(iter(conv.participants.values()), None)
-        self.create_interaction(
-            json.dumps(
-                {
-                    "type": "chat",
-                    "initiated_by": "customer",
-                    "properties": {"media_channel_sid": conv.sid},
-                }
-            ),
-            json.dumps(
-                {
-                    "properties": {
-                        "workspace_sid": self.workspace.sid,
-                        "workflow_sid": workflow.sid,
-                        "task_channel_unique_name": "chat",
-                        "attributes": {
-                            "from": customer.identity if customer else None,
-                            "studioFlowSid": flow_sid,
-                        },
-                    }
-                }
-            ),
-        )
+        channel = {
+            "type": "chat",
+            "initiated_by": "customer",
+            "properties": {"media_channel_sid": conv.sid},
+        }
+        key = "task_channel_sid" if task_channel.startswith("TC") else "task_channel_unique_name"
+        routing = {
+            "properties": {
+                "workspace_sid": self.workspace.sid,
+                "workflow_sid": workflow_sid,
+                key: task_channel,
+                "attributes": attributes,
+            }
+        }
+        self.create_interaction(json.dumps(channel), json.dumps(routing))
 
     def task_of(self, conversation_sid: str) -> Task | None:
         """The conversation's latest task, if Flex routed it."""
@@ -155,6 +155,7 @@ class Flex:
         room = InteractionChannel(new_sid("UO"), interaction.sid, kind, "setup", media)
         interaction.channels[room.sid] = room
         self.interactions[interaction.sid] = interaction
+        self._rooms[media] = room
         self._route(interaction, room, routing)
         customer = InteractionParticipant(new_sid("UT"), "customer", interaction.sid, room.sid)
         room.participants[customer.sid] = customer
@@ -209,11 +210,7 @@ class Flex:
         return found
 
     def by_conversation(self, conversation_sid: str) -> InteractionChannel | None:
-        for interaction in self.interactions.values():
-            for room in interaction.channels.values():
-                if room.media_channel_sid == conversation_sid:
-                    return room
-        return None
+        return self._rooms.get(conversation_sid)
 
     # --- closing --------------------------------------------------------------------------
 

@@ -575,6 +575,8 @@ class Workspace:
 
     def _assign(self) -> None:
         """Offer every pending task, in queue order, to an available worker with room."""
+        if not any(self.available(w) for w in self.workers.values()):
+            return  # nobody to offer anything to (and thousands may be waiting)
         pending = [t for t in self.tasks.values() if t.assignment_status == "pending"]
         for task in self.waiting_order(pending):
             channel = self.channels[task.task_channel_sid]
