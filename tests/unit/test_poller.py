@@ -106,3 +106,18 @@ async def test_back_to_back_short_waits_still_read_the_state() -> None:
         await asyncio.sleep(0.06)
     await poller.close()
     assert 4 <= len(reads.states) <= 7
+
+
+async def test_each_read_comes_a_quarter_of_the_quiet_time_after_the_last() -> None:
+    reads = Reads()
+    pace = PollPace(fastest=0.02, slowest=5.0, state_every=100, calls_per_minute=100_000)
+    poller = Poller(reads.read_messages, reads.read_state, LocalRateLimits(), pace)
+    started = time.monotonic()
+    poller.watch(1)
+    await asyncio.sleep(2.0)
+    poller.unwatch(1)
+    await poller.close()
+    quiet_reads = [t for t in reads.messages if t - started > 0.3]
+    for last, following in zip(quiet_reads, quiet_reads[1:], strict=False):
+        expected = (last - started) / 4
+        assert expected - 0.02 <= following - last <= expected + 0.06, last - started
