@@ -5,6 +5,7 @@ the real Poller and the real in-memory rate limits; only Twilio is replaced."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 from bridge.coordination.local import LocalRateLimits
@@ -118,6 +119,6 @@ async def test_each_read_comes_a_quarter_of_the_quiet_time_after_the_last() -> N
     poller.unwatch(1)
     await poller.close()
     quiet_reads = [t for t in reads.messages if t - started > 0.3]
-    for last, following in zip(quiet_reads, quiet_reads[1:], strict=False):
+    for last, following in itertools.pairwise(quiet_reads):
         expected = (last - started) / 4
         assert expected - 0.02 <= following - last <= expected + 0.06, last - started
