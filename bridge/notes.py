@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bridge.core.outcomes import Outcome
+from bridge.core.outcomes import HandoffResult, Outcome
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,8 @@ _NOTES: dict[Outcome, str] = {
     "user's next message with {send}.",
     "waiting": "The message reached the support team but no agent has replied yet. Tell the user "
     "a human will answer, then call {replies} for this user to fetch the answer.",
+    "agent_joined": "{agent} from the support team has joined the conversation and will reply "
+    "here. Tell the user, then call {replies} for this user to fetch the reply.",
     "queued": "The message is saved and will be delivered to the support team as soon as the "
     "messaging service recovers; do not send it again. Call {replies} later for the answer.",
     "closed_by_agent": "The agent ended this conversation; " + _NEW_ON_NEXT,
@@ -41,6 +43,16 @@ _NOTES: dict[Outcome, str] = {
 _MORE = " More replies are waiting than fit in one answer: call {replies} now for the rest."
 
 
-def note(outcome: Outcome, words: Vocabulary, *, more: bool = False) -> str:
+def note(
+    outcome: Outcome, words: Vocabulary, *, more: bool = False, agent: str | None = None
+) -> str:
     said = _NOTES[outcome] + (_MORE if more else "")
-    return said.format(send=words.send, replies=words.replies)
+    # The agent's name is theirs to give: "An agent" when Flex did not say it.
+    return said.format(send=words.send, replies=words.replies, agent=agent or "An agent")
+
+
+def worded(result: HandoffResult, words: Vocabulary) -> dict[str, object]:
+    """The answer a front door gives: the result, with its note in that door's words."""
+    return result.to_json(
+        note(result.outcome, words, more=result.more, agent=result.handoff.agent_name)
+    )

@@ -26,6 +26,11 @@ ConversationState = Literal["opening", "open", "closed"]
 #: the bridge, Twilio's inactivity timer, or nobody (it vanished from Twilio: deleted, or
 #: the sandbox restarted).
 ClosedBy = Literal["agent", "user", "timeout", "system", "lost"]
+#: How far Flex has taken an open conversation: routed and waiting for an agent, with an
+#: agent who accepted it, or in wrap-up after the agent ended the chat.
+Progress = Literal["queued", "with_agent", "wrapping_up"]
+#: Progress only moves forward (a transfer to another agent stays ``with_agent``).
+PROGRESS_ORDER: dict[Progress, int] = {"queued": 1, "with_agent": 2, "wrapping_up": 3}
 OutboxState = Literal["pending", "sent", "failed"]
 #: ``after`` for a caller that has seen no reply of the user's latest conversation yet.
 NOTHING_SEEN = "none"
@@ -42,6 +47,9 @@ class ConversationRow:
     created_at: str
     closed_at: str | None
     closed_by: ClosedBy | None
+    progress: Progress | None = None
+    #: The accepting agent's display name (from TaskRouter's worker), never the user's.
+    agent_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,7 +137,8 @@ class Store(Protocol):
     async def set_sid(self, conversation_id: int, sid: str) -> None: ...
 
     async def mark_open(self, conversation_id: int, sid: str) -> None:
-        """Record the SID and state ``open``, unless it was closed meanwhile."""
+        """Record the SID and state ``open`` (routed to Flex: progress ``queued``), unless
+        it was closed meanwhile."""
 
     async def mark_closing(self, conversation_id: int, by: ClosedBy | None) -> None:
         """Say who is closing a conversation that is not closed yet (None: nobody after
@@ -138,6 +147,12 @@ class Store(Protocol):
     async def mark_closed(self, conversation_id: int, by: ClosedBy) -> bool:
         """Close it, put down to whoever :meth:`mark_closing` named, else ``by``; True if
         this call closed it."""
+
+    async def set_progress(
+        self, conversation_id: int, progress: Progress, agent_name: str | None = None
+    ) -> bool:
+        """Move an open conversation's progress forward (or name the agent it is with,
+        after a transfer); True if anything changed. A late, earlier step is ignored."""
 
     async def open_conversations(self) -> list[ConversationRow]:
         """Open conversations that have a SID."""

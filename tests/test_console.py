@@ -213,14 +213,20 @@ async def test_agent_signs_in_accepts_replies_wraps_up_and_completes(
             twilio_client(server).conversations.v1.conversations(routed["sid"]).participants.list()
         )
         assert "agent.sam" in [p.identity for p in participants]
+        # The user's waiting /send heard of it at once, before any reply.
+        joined = await asyncio.wait_for(waiting, timeout=10)
+        assert (joined["status"], joined["replies"]) == ("waiting", [])
+        assert joined["handoff"]["state"] == "with_agent"
+        fetching = asyncio.ensure_future(client.get("/replies/alice", params={"wait": "10"}))
 
         await page.locator("#reply").fill("Hi, I'm Sam. Sorry about the kettle!")
         await page.locator("#reply").press("Shift+Enter")
         await page.locator("#reply").press_sequentially("A refund is on its way.")
         await page.locator("#reply").press("Enter")
         reply = "Hi, I'm Sam. Sorry about the kettle!\nA refund is on its way."
-        answer = await asyncio.wait_for(waiting, timeout=10)
+        answer = (await asyncio.wait_for(fetching, timeout=10)).json()
         assert answer["status"] == "answered"
+        assert answer["handoff"]["agent"] == {"name": "agent.sam"}
         assert [r["body"] for r in answer["replies"]] == [reply]
         agent_message = page.locator('#transcript .message[data-role="agent"]')
         await expect(agent_message.locator(".message-author")).to_have_text("agent.sam")

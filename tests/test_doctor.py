@@ -205,7 +205,7 @@ async def test_an_event_callback_elsewhere_fails_with_its_fix(start_bridge: Star
         results = await run_checks(env)
     check = by_name(results)["taskrouter"]
     assert check.status == "fail"
-    assert "task.wrapup, task.canceled" in check.detail
+    assert "reservation.accepted, task.wrapup, task.canceled" in check.detail
     assert exit_code(results) == 1
 
 

@@ -122,3 +122,62 @@ async def test_a_task_nobody_took_closes_as_the_system(make_server: ServerFactor
         closed = (await waiting).json()
     assert closed["status"] == "closed" and closed["closed_by"] == "system"
     assert "before an agent could take it" in closed["note"]
+
+
+@pytest.mark.parametrize("routing", ["studio", "interactions"])
+async def test_a_waiting_user_hears_at_once_that_an_agent_took_the_conversation(
+    make_server: ServerFactory, routing: str
+) -> None:
+    server = make_server(ROUTING=routing, REPLY_WAIT_SECONDS="20")
+    twilio = twilio_client(server)
+    agent = Agent(twilio, "agent.alex")
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        # The /send itself waits (up to 20 s) and is the call that hears of the agent.
+        waiting = asyncio.ensure_future(http.post("/send/flexuser", json={"msg": "A human?"}))
+        sid = await wait_for_conversation(agent)
+        task = await wait_for_task(twilio, sid)
+        queued = (await http.get("/replies/flexuser")).json()
+        assert queued["status"] == "waiting"
+        assert queued["handoff"]["state"] == "queued"
+        assert queued["handoff"]["agent"] is None and queued["handoff"]["queue"] is None
+        ws = workspace(twilio)
+        available = ws.activities.list(friendly_name="Available")[0].sid
+        worker = await asyncio.to_thread(
+            lambda: (
+                ws.workers.create(
+                    friendly_name=agent.name,
+                    activity_sid=available,
+                    attributes=json.dumps({"full_name": "Alex Doe", "contact_uri": "client:alex"}),
+                ).sid
+            )
+        )
+        started = asyncio.get_running_loop().time()
+        await asyncio.to_thread(accept_offer, twilio, task.sid, worker)
+        joined = (await waiting).json()
+        # Long before the 20 s wait was out, and with no reply yet.
+        assert asyncio.get_running_loop().time() - started < 5
+        assert (joined["status"], joined["replies"]) == ("waiting", [])
+        assert joined["handoff"]["state"] == "with_agent"
+        # Flex joins the agent to the conversation and TaskRouter tells of the accept
+        # (with the agent's name); whichever arrives first ends the wait.
+        if joined["handoff"]["agent"] is None:
+            assert joined["note"].startswith("An agent from the support team has joined")
+        else:
+            assert joined["handoff"]["agent"] == {"name": "Alex Doe"}
+            assert joined["note"].startswith("Alex Doe from the support team has joined")
+
+        await asyncio.to_thread(agent.reply, sid, "Alex here.")
+        answered = (await http.get("/replies/flexuser", params={"wait": "5"})).json()
+        assert answered["status"] == "answered"
+        assert answered["handoff"]["agent"] == {"name": "Alex Doe"}
+        await asyncio.to_thread(
+            lambda: workspace(twilio).tasks(task.sid).update(assignment_status="wrapping")
+        )
+        for _ in range(50):
+            wrapping = (await http.get("/replies/flexuser", params={"wait": "0.1"})).json()
+            if wrapping["handoff"]["state"] != "with_agent":
+                break
+        assert wrapping["handoff"]["state"] in ("wrapping_up", "closed")
+        ended = (await http.post("/end/flexuser")).json()
+    assert ended["handoff"]["state"] == "closed"
+    assert ended["handoff"]["closed_by"] == "user"

@@ -74,8 +74,14 @@ async def test_tools_are_listed_with_schemas(server: LiveServer) -> None:
     assert listed["end_human_conversation"].input_schema.get("properties", {}) == {}
     for tool in listed.values():
         assert tool.output_schema is not None
-        assert set(tool.output_schema["properties"]) == {"status", "replies", "note", "closed_by"}
-        assert set(tool.output_schema["required"]) == {"status", "replies", "note"}
+        assert set(tool.output_schema["properties"]) == {
+            "status",
+            "replies",
+            "note",
+            "closed_by",
+            "handoff",
+        }
+        assert set(tool.output_schema["required"]) == {"status", "replies", "note", "handoff"}
 
 
 async def test_whole_handoff_with_the_reply_in_the_tool_result(
@@ -109,6 +115,15 @@ async def test_whole_handoff_with_the_reply_in_the_tool_result(
                 }
             ],
             "note": note("answered", WORDS),
+            # The agent joined through the REST API without webhooks, as no Flex agent
+            # does: the bridge heard nothing of it, so the user is still in line for it.
+            "handoff": {
+                "state": "queued",
+                "agent": None,
+                "queue": None,
+                "closed_by": None,
+                "opens_at": None,
+            },
         }
         assert "request_human_agent" in data["note"] and "sendMessage" not in data["note"]
         assert "Hi, Alex here. Sorry!" in text(result) and "answered" in text(result)

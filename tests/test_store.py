@@ -220,3 +220,21 @@ async def test_who_closed_survives_the_column_rebuild(tmp_path: Path) -> None:
         assert (await db.conversation_by_id(second.id)).closed_by == "timeout"
     finally:
         await db.close()
+
+
+async def test_progress_only_moves_forward_and_an_agent_can_be_renamed(db: SqliteStore) -> None:
+    row = await db.claim_conversation("ida")
+    assert row.progress is None  # not routed yet
+    await db.mark_open(row.id, "CH" + "5" * 32)
+    assert (await db.conversation_by_id(row.id)).progress == "queued"
+    assert await db.set_progress(row.id, "with_agent", "Alex")
+    assert not await db.set_progress(row.id, "queued")  # a late, earlier step
+    assert not await db.set_progress(row.id, "with_agent")  # nothing new
+    assert not await db.set_progress(row.id, "with_agent", "Alex")
+    assert await db.set_progress(row.id, "with_agent", "Sam")  # a transfer
+    assert await db.set_progress(row.id, "wrapping_up")
+    now = await db.conversation_by_id(row.id)
+    assert (now.progress, now.agent_name) == ("wrapping_up", "Sam")
+    await db.mark_closed(row.id, "agent")
+    assert not await db.set_progress(row.id, "with_agent", "Kim")  # closed stays closed
+    assert (await db.conversation_by_id(row.id)).agent_name == "Sam"

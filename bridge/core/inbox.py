@@ -26,10 +26,23 @@ from bridge.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 15.0
-#: TaskRouter events after which a conversation may have been closed by Flex.
-TASK_EVENTS = ("task.wrapup", "task.completed", "task.canceled")
+#: TaskRouter events the bridge hears of: an agent accepting a conversation's task, and
+#: the task's end, after which Flex may have closed the conversation.
+TASK_EVENTS = ("reservation.accepted", "task.wrapup", "task.completed", "task.canceled")
 #: A task's end, and who it puts a conversation's end down to if Flex left it open.
 TASK_ENDS: dict[str, ClosedBy] = {"task.completed": "agent", "task.canceled": "system"}
+
+
+def agent_display_name(params: Mapping[str, str]) -> str | None:
+    """The accepting agent's name as Flex shows it: the worker's ``full_name`` attribute,
+    else the worker's name (an agent's own data, never the user's)."""
+    try:
+        attributes = json.loads(params.get("WorkerAttributes", "{}"))
+    except ValueError:
+        attributes = {}
+    full = attributes.get("full_name") if isinstance(attributes, dict) else None
+    name = full if isinstance(full, str) and full.strip() else params.get("WorkerName", "")
+    return " ".join(name.split())[:64] or None
 
 
 class Inbox:
@@ -69,6 +82,13 @@ class Inbox:
         event = params.get("EventType", "")
         if event == "onMessageAdded":
             await self._on_message(row, params)
+        elif event == "onParticipantAdded" and params.get("Identity", row.identity) not in (
+            "",
+            row.identity,
+        ):
+            # Flex joins the accepting agent; their name comes from TaskRouter, if at all.
+            if await self._store.set_progress(row.id, "with_agent"):
+                await self._wakeups.wake(row.identity)
         elif event == "onConversationStateUpdated" and params.get("StateTo") == "closed":
             closed_by: ClosedBy = "timeout" if params.get("Reason") == "TIMER" else "agent"
             await self.finish(row, read_last=True, closed_by=closed_by)
@@ -122,6 +142,14 @@ class Inbox:
             return False
         if row.state == "closed":
             return True
+        if event == "reservation.accepted":
+            name = agent_display_name(params)
+            if await self._store.set_progress(row.id, "with_agent", name):
+                logs.event(log, "conversation.agent_joined", sid=row.sid)
+                await self._wakeups.wake(row.identity)
+            return True
+        if event == "task.wrapup" and await self._store.set_progress(row.id, "wrapping_up"):
+            await self._wakeups.wake(row.identity)
         workspace_sid = params.get("WorkspaceSid", "")
         if event in TASK_ENDS and workspace_sid:
             self._task_ended[row.id] = (workspace_sid, TASK_ENDS[event])

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-from bridge.store import ClosedBy
+from bridge.store import ClosedBy, ConversationRow
 
 Outcome = Literal[
     "answered",  # replies are here
     "waiting",  # the conversation is open, no reply came within the wait
+    "agent_joined",  # no reply yet, but an agent accepted the conversation meanwhile
     "queued",  # the user's message is stored, not yet posted (Twilio is down or slow)
     "closed_by_agent",
     "closed_by_user",
@@ -21,18 +22,58 @@ Outcome = Literal[
 #: The contract's three statuses; the outcome says more.
 Status = Literal["answered", "waiting", "closed"]
 
-_CLOSED: dict[ClosedBy | None, Outcome] = {
+_CLOSED: dict[ClosedBy, Outcome] = {
     "agent": "closed_by_agent",
     "user": "closed_by_user",
     "timeout": "closed_by_timeout",
     "system": "closed_by_system",
     "lost": "conversation_lost",
-    None: "closed_by_agent",  # closed before the bridge recorded who closed
 }
 
 
+def closed_outcome_by(closed_by: ClosedBy | None) -> ClosedBy:
+    """Who a close is put down to: one closed before the bridge recorded who closed it
+    was closed on Flex's side, by the agent."""
+    return closed_by or "agent"
+
+
 def closed_outcome(closed_by: ClosedBy | None) -> Outcome:
-    return _CLOSED[closed_by]
+    return _CLOSED[closed_outcome_by(closed_by)]
+
+
+#: Where the user stands with the support team (``None``: not known).
+HandoffState = Literal["queued", "with_agent", "wrapping_up", "closed"]
+
+
+@dataclass(frozen=True)
+class HandoffStatus:
+    """What a person on a support line would ask: in line, with whom, who ended it.
+    Unknown is None, never guessed."""
+
+    state: HandoffState | None = None
+    agent_name: str | None = None
+    closed_by: ClosedBy | None = None
+
+    @classmethod
+    def of(cls, row: ConversationRow | None) -> HandoffStatus:
+        """The status of the user's latest conversation (None: they never had one)."""
+        if row is None:
+            return cls()
+        if row.state == "closed":
+            return cls("closed", row.agent_name, closed_outcome_by(row.closed_by))
+        if row.state == "opening" or row.progress is None:
+            return cls()
+        with_agent = row.progress in ("with_agent", "wrapping_up")
+        return cls(row.progress, row.agent_name if with_agent else None)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "state": self.state,
+            "agent": {"name": self.agent_name} if self.agent_name else None,
+            "queue": None,
+            "closed_by": self.closed_by,
+            "opens_at": None,
+        }
 
 
 @dataclass(frozen=True)
@@ -51,11 +92,14 @@ class HandoffResult:
     lease: str | None = None
     #: More replies are waiting: this answer was full.
     more: bool = False
+    handoff: HandoffStatus = field(default_factory=HandoffStatus)
 
     @property
     def status(self) -> Status:
         if self.outcome in ("answered", "waiting"):
             return self.outcome
+        if self.outcome == "agent_joined":
+            return "waiting"
         if self.outcome == "queued":
             return "answered" if self.replies else "waiting"
         return "closed"
@@ -75,4 +119,5 @@ class HandoffResult:
         }
         if self.status == "closed":
             answer["closed_by"] = self.closed_by
+        answer["handoff"] = self.handoff.to_json()
         return answer

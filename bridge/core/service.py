@@ -31,7 +31,7 @@ from bridge.core.errors import (
 from bridge.core.handout import Handout
 from bridge.core.inbox import Inbox
 from bridge.core.outbox import Outbox
-from bridge.core.outcomes import HandoffResult, closed_outcome
+from bridge.core.outcomes import HandoffResult, HandoffStatus, closed_outcome
 from bridge.core.poller import Poller
 from bridge.core.reconciler import Reconciler
 from bridge.core.waiters import Waiters
@@ -192,7 +192,8 @@ class HandoffService:
         row = await self.outbox.submit(identity, text, summary, budget, profile=profile)
         if row.state == "pending":
             replies, lease, more = await self._handout.take(identity)
-            return HandoffResult("queued", replies, lease if replies else None, more)
+            status = HandoffStatus.of(await self._store.latest_conversation(identity))
+            return HandoffResult("queued", replies, lease if replies else None, more, status)
         return await self._waiters.collect(identity, max(0.0, wait - (loop.time() - started)))
 
     async def replies(self, identity: str, wait: float, after: str | None = None) -> HandoffResult:
@@ -233,7 +234,11 @@ class HandoffService:
             closed = await self._store.conversation_by_id(latest.id)
         replies, lease, more = await self._handout.take(identity)
         return HandoffResult(
-            closed_outcome(closed.closed_by), replies, lease if replies else None, more
+            closed_outcome(closed.closed_by),
+            replies,
+            lease if replies else None,
+            more,
+            HandoffStatus.of(closed),
         )
 
     async def _close_for_user(self, latest: ConversationRow) -> None:

@@ -15,7 +15,7 @@ from bridge import logs
 from bridge.coordination import Wakeups
 from bridge.core.errors import TooManyWaiting
 from bridge.core.handout import Handout
-from bridge.core.outcomes import HandoffResult, Outcome, closed_outcome
+from bridge.core.outcomes import HandoffResult, HandoffStatus, Outcome, closed_outcome
 from bridge.core.poller import Poller
 from bridge.metrics import Metrics
 from bridge.store import ConversationRow, Store
@@ -116,7 +116,8 @@ class Waiters:
             raise
 
         def taken(outcome: Outcome) -> HandoffResult:
-            return HandoffResult(outcome, replies, lease if replies else None, more)
+            status = HandoffStatus.of(latest)
+            return HandoffResult(outcome, replies, lease if replies else None, more, status)
 
         if latest is None:
             return taken("none_yet"), None
@@ -133,6 +134,7 @@ class Waiters:
     ) -> HandoffResult:
         loop = asyncio.get_running_loop()
         watched: int | None = None
+        joined: tuple[int, str | None, str | None] | None = None  # who is with the user
         try:
             while True:
                 woken = self._wakeups.event(identity)
@@ -140,10 +142,17 @@ class Waiters:
                 if found is not None:
                     return found
                 assert latest is not None
+                status = HandoffStatus.of(latest)
+                now_with = (latest.id, status.state, status.agent_name)
+                if joined is not None and now_with != joined and status.state == "with_agent":
+                    # Worth telling the user before any reply: someone has picked it up.
+                    return HandoffResult("agent_joined", [], handoff=status)
+                joined = now_with
                 remaining = deadline - loop.time()
                 if remaining <= 0 or self._closing:
                     queued = await self._store.pending_messages(identity)
-                    return HandoffResult("queued" if queued else "waiting", [])
+                    outcome: Outcome = "queued" if queued else "waiting"
+                    return HandoffResult(outcome, [], handoff=status)
                 if watched != latest.id:
                     if watched is not None:
                         self._unwatch(watched)

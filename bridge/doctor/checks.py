@@ -21,6 +21,7 @@ from bridge.conversations import (
     TwilioRejected,
     TwilioUnavailable,
 )
+from bridge.core.inbox import TASK_EVENTS
 from bridge.doctor.results import (
     PROBE_CONVERSATION_SID,
     CheckResult,
@@ -160,10 +161,6 @@ async def check_routing(router: Router) -> CheckResult:
     return passed("routing", "; ".join(f"{c.name} {c.detail}" for c in found))
 
 
-#: The TaskRouter events the bridge needs to hear of.
-TASKROUTER_EVENTS = ("task.wrapup", "task.completed", "task.canceled")
-
-
 async def check_taskrouter(
     http: aiohttp.ClientSession,
     settings: Settings,
@@ -191,8 +188,9 @@ async def check_taskrouter(
         )
     setting = (
         f"In Console > TaskRouter > {workspace.friendly_name or 'your Flex workspace'} > "
-        f"Settings, set the Event callback URL to {url} with the events Task Wrap-Up, "
-        "Task Completed and Task Canceled (docs/flex-setup.md, section 5)."
+        f"Settings, set the Event callback URL to {url} with the events Reservation "
+        "Accepted, Task Wrap-Up, Task Completed and Task Canceled (docs/flex-setup.md, "
+        "section 5)."
     )
     if workspace.event_callback_url != url:
         shown = shown_url(workspace.event_callback_url) if workspace.event_callback_url else None
@@ -204,7 +202,7 @@ async def check_taskrouter(
         )
     # No filter means every event; a filter must list the task events.
     listed = [e.strip() for e in (workspace.events_filter or "").split(",") if e.strip()]
-    missing = [e for e in TASKROUTER_EVENTS if listed and e not in listed]
+    missing = [e for e in TASK_EVENTS if listed and e not in listed]
     if missing:
         return failed(
             "taskrouter",

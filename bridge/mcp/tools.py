@@ -40,7 +40,7 @@ from bridge.core.service import MAX_CONTEXT_CHARS
 from bridge.identity import for_mcp_session, for_username
 from bridge.mcp.caller import CALLER_SCOPE_KEY, SESSION_HEADER
 from bridge.mcp.caller import wired_services as find_services
-from bridge.notes import Vocabulary, note
+from bridge.notes import Vocabulary, worded
 from bridge.services import Services
 from bridge.tasks import cancel_and_wait
 
@@ -65,6 +65,23 @@ class ReplyOut(BaseModel):
     sent_at: str = Field(description="When the agent sent it (ISO 8601).")
 
 
+class AgentOut(BaseModel):
+    name: str = Field(description="The agent's name, as the support team gives it.")
+
+
+class HandoffStatusOut(BaseModel):
+    state: Literal["queued", "with_agent", "wrapping_up", "closed"] | None = Field(
+        description="queued: waiting for an agent. with_agent: an agent took it. wrapping_up: "
+        "the agent ended the chat. closed: it ended. null: not known (never guess)."
+    )
+    agent: AgentOut | None = Field(description="The agent who took the conversation.")
+    queue: dict[str, object] | None = Field(description="Place in the queue, when known.")
+    closed_by: Literal["agent", "user", "timeout", "system", "lost"] | None = Field(
+        description="Who ended it, when closed."
+    )
+    opens_at: str | None = Field(description="When the support team opens again (ISO 8601).")
+
+
 class HandoffOut(BaseModel):
     status: Literal["answered", "waiting", "closed"] = Field(
         description="answered: replies are here. waiting: no reply yet. closed: the "
@@ -77,13 +94,14 @@ class HandoffOut(BaseModel):
         description="Only when closed: who ended it (agent; user; timeout: inactive too "
         "long; system: no agent took it in time; lost: it no longer exists).",
     )
+    handoff: HandoffStatusOut = Field(description="Where the user stands with the support team.")
 
 
 HandoffToolResult = Annotated[CallToolResult, HandoffOut]
 
 
 def render(result: HandoffResult) -> CallToolResult:
-    data = result.to_json(note(result.outcome, WORDS, more=result.more))
+    data = worded(result, WORDS)
     lines = [f"Status: {result.status}"]
     if result.replies:
         lines.append("Replies from the human agent:")

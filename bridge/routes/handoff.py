@@ -16,7 +16,7 @@ from bridge import logs
 from bridge.core.outcomes import HandoffResult
 from bridge.errors import ApiError
 from bridge.identity import for_username
-from bridge.notes import Vocabulary, note
+from bridge.notes import Vocabulary, worded
 from bridge.request_body import json_or_none
 from bridge.routes import services
 from bridge.store import NOTHING_SEEN
@@ -45,7 +45,7 @@ async def identify(username: str) -> tuple[str, str | None]:
 def answer(identity: str, result: HandoffResult) -> Response:
     """The answer, its replies counted delivered only once it was written to the caller's
     connection; if the caller went away first, they are handed out again."""
-    data = result.to_json(note(result.outcome, WORDS, more=result.more))
+    data = worded(result, WORDS)
     body = (current_app.json.dumps(data) + "\n").encode()
     handoff = services().handoff
     if result.lease is None:

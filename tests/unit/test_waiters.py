@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
+from bridge.core.inbox import agent_display_name
 from tests.unit.conftest import Core, CoreFactory
 
 
@@ -49,3 +51,35 @@ async def test_nobody_has_a_conversation_yet(core: Core) -> None:
     assert (result.outcome, result.status) == ("none_yet", "closed")
     ended = await core.wired.handoff.end(core.identity("nobody"))
     assert ended.outcome == "none_yet"
+
+
+async def test_a_waiting_call_returns_when_an_agent_takes_the_conversation(
+    make_core: CoreFactory,
+) -> None:
+    async with make_core(REPLY_WAIT_SECONDS="30") as core:
+        who = core.identity("ann")
+        await core.wired.handoff.send(who, "hello", wait_seconds=0)
+        sid = core.twilio.only().sid
+        queued = await core.wired.handoff.replies(who, 0)
+        assert queued.handoff.state == "queued" and queued.handoff.agent_name is None
+        waiting = asyncio.ensure_future(core.wired.handoff.replies(who, 30))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        accepted = {
+            "EventType": "reservation.accepted",
+            "TaskAttributes": json.dumps({"conversationSid": sid}),
+            "WorkerName": "alex@example.com",
+            "WorkerAttributes": json.dumps({"full_name": "  Alex   Doe "}),
+        }
+        assert await core.wired.handoff.inbox.on_task_event(accepted)
+        result = await asyncio.wait_for(waiting, 10)
+        assert (result.outcome, result.status, result.replies) == ("agent_joined", "waiting", [])
+        assert result.handoff.state == "with_agent"
+        assert result.handoff.agent_name == "Alex Doe"
+        # The same news twice does not end the next wait early.
+        assert await core.wired.handoff.inbox.on_task_event(accepted)
+        again = await core.wired.handoff.replies(who, 0.3)
+        assert again.outcome == "waiting" and again.handoff.agent_name == "Alex Doe"
+        # Without a full_name, the worker's name.
+        assert agent_display_name({"WorkerName": "sam", "WorkerAttributes": "{}"}) == "sam"
+        assert agent_display_name({"WorkerAttributes": "not json"}) is None

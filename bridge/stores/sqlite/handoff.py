@@ -11,12 +11,14 @@ from collections.abc import Sequence
 
 from bridge.store import (
     NOTHING_SEEN,
+    PROGRESS_ORDER,
     AgentMessage,
     ClosedBy,
     ConversationRow,
     LeasedReply,
     OperationalCounts,
     OutboxRow,
+    Progress,
 )
 from bridge.stores.sqlite.connection import SqliteConnection, now_text
 
@@ -89,7 +91,8 @@ class HandoffTables(SqliteConnection):
 
     async def mark_open(self, conversation_id: int, sid: str) -> None:
         await self.fetch(
-            "UPDATE conversations SET sid = ?, state = 'open' WHERE id = ? AND state != 'closed'",
+            "UPDATE conversations SET sid = ?, state = 'open',"
+            " progress = COALESCE(progress, 'queued') WHERE id = ? AND state != 'closed'",
             (sid, conversation_id),
         )
 
@@ -107,6 +110,27 @@ class HandoffTables(SqliteConnection):
             (now_text(), by, conversation_id),
         )
         return bool(closed)
+
+    async def set_progress(
+        self, conversation_id: int, progress: Progress, agent_name: str | None = None
+    ) -> bool:
+        while True:  # compare and set: the rule (forward only) is decided here, once
+            row = await self.conversation_by_id(conversation_id)
+            if row.state == "closed":
+                return False
+            now = PROGRESS_ORDER[row.progress] if row.progress else 0
+            forward = PROGRESS_ORDER[progress] > now
+            renamed = progress == row.progress and agent_name not in (None, row.agent_name)
+            if not (forward or renamed):
+                return False
+            changed = await self.fetch(
+                "UPDATE conversations SET progress = ?, agent_name = COALESCE(?, agent_name)"
+                " WHERE id = ? AND state != 'closed' AND progress IS ? AND agent_name IS ?"
+                " RETURNING id",
+                (progress, agent_name, conversation_id, row.progress, row.agent_name),
+            )
+            if changed:
+                return True
 
     async def open_conversations(self) -> list[ConversationRow]:
         rows = await self.fetch(
