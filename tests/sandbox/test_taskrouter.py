@@ -303,3 +303,30 @@ def test_tasks_are_found_by_their_attributes(taskrouter: Client, raw: httpx.Clie
         )
         assert refused.status_code == 400, broken
         assert refused.json()["code"] == 20001
+
+
+def test_tasks_are_listed_in_the_ordering_asked_for(taskrouter: Client, raw: httpx.Client) -> None:
+    (workspace,) = taskrouter.taskrouter.v1.workspaces.list()
+    ws = taskrouter.taskrouter.v1.workspaces(workspace.sid)
+    (workflow,) = ws.workflows.list()
+    made = [
+        ws.tasks.create(workflow_sid=workflow.sid, task_channel="chat", priority=priority).sid
+        for priority in (0, 5, 0, 5)
+    ]
+    first, urgent, third, last = made
+
+    def order(ordering: str | None = None, **more: object) -> list[str]:
+        listed = ws.tasks.list(ordering=ordering, **more) if ordering else ws.tasks.list(**more)
+        return [t.sid for t in listed]
+
+    assert order() == made  # oldest first
+    assert order("DateCreated:desc") == made[::-1]
+    assert order("Priority:desc,DateCreated:asc") == [urgent, last, first, third]
+    assert order("Priority:asc,VirtualStartTime:desc") == [third, first, last, urgent]
+    assert order(priority=5) == [urgent, last]
+    assert order(task_queue_name="Everyone", workflow_name="Assign to Anyone") == made
+    assert order(task_queue_name="Nobody") == []
+    for broken in ("Priority", "Priority:up", "Age:asc", "DateCreated:asc,VirtualStartTime:asc"):
+        refused = raw.get(f"/v1/Workspaces/{workspace.sid}/Tasks", params={"Ordering": broken})
+        assert refused.status_code == 400, broken
+        assert refused.json()["code"] == 20001

@@ -15,7 +15,7 @@ from bridge.sandbox.shared.errors import check_json_attributes, invalid, not_fou
 from bridge.sandbox.shared.rest import base_url, created, listing, no_content, read_form, twilio_api
 from bridge.sandbox.taskrouter import resources
 from bridge.sandbox.taskrouter.expressions import matches
-from bridge.sandbox.taskrouter.state import Reservation, Workspace
+from bridge.sandbox.taskrouter.state import Reservation, Task, Workspace
 
 T = TypeVar("T")
 
@@ -395,14 +395,54 @@ async def list_tasks(ws_sid: str) -> Response:
     for name, attribute in (("TaskQueueSid", "task_queue_sid"), ("WorkflowSid", "workflow_sid")):
         if args.get(name):
             items = [t for t in items if getattr(t, attribute) == args[name]]
+    if args.get("TaskQueueName"):
+        items = [
+            t for t in items if ws.queues[t.task_queue_sid].friendly_name == args["TaskQueueName"]
+        ]
+    if args.get("WorkflowName"):
+        items = [
+            t for t in items if ws.workflows[t.workflow_sid].friendly_name == args["WorkflowName"]
+        ]
+    priority = _whole(args.get("Priority"), "Priority")
+    if priority is not None:
+        items = [t for t in items if t.priority == priority]
     expression = args.get("EvaluateTaskAttributes")
     if expression:
         items = [t for t in items if matches(expression, json.loads(t.attributes))]
-    # Oldest first by default, as TaskRouter lists by DateCreated ascending.
-    items.sort(key=lambda t: (t.date_created, t.sid))
-    if args.get("Ordering", "").startswith("DateCreated:desc"):
-        items.reverse()
+    # Stable sorts, last key first: the first pair in Ordering decides, the next break
+    # ties. Dates have whole seconds: within one, tasks go by the order they were made.
+    made = {sid: number for number, sid in enumerate(ws.tasks)}
+    keys: dict[str, Callable[[Task], Any]] = {
+        "DateCreated": lambda t: (t.date_created, made[t.sid]),
+        "Priority": lambda t: t.priority,
+        # A task's virtual start time is when it was created, unless set (never, here).
+        "VirtualStartTime": lambda t: (t.date_created, made[t.sid]),
+    }
+    for attribute, descending in reversed(_ordering(args.get("Ordering"))):
+        items.sort(key=keys[attribute], reverse=descending)
     return _listing(ws, "tasks", items, resources.task, "Tasks")
+
+
+ORDERING_ATTRIBUTES = ("DateCreated", "Priority", "VirtualStartTime")
+
+
+def _ordering(raw: str | None) -> list[tuple[str, bool]]:
+    """``Attribute:Order`` pairs, comma-separated (by default DateCreated ascending)."""
+    if not raw:
+        return [("DateCreated", False)]
+    pairs: list[tuple[str, bool]] = []
+    for part in raw.split(","):
+        attribute, _, order = part.strip().partition(":")
+        if attribute not in ORDERING_ATTRIBUTES or order not in ("asc", "desc"):
+            raise invalid(
+                "Ordering must be Attribute:Order pairs, Attribute one of DateCreated, "
+                "Priority, VirtualStartTime and Order asc or desc"
+            )
+        pairs.append((attribute, order == "desc"))
+    names = {attribute for attribute, _ in pairs}
+    if {"DateCreated", "VirtualStartTime"} <= names or len(names) < len(pairs):
+        raise invalid("Ordering may not pair DateCreated with VirtualStartTime, or repeat one")
+    return pairs
 
 
 @api.get("/Workspaces/<ws_sid>/Tasks/<sid>")
