@@ -41,18 +41,37 @@ _NOTES: dict[Outcome, str] = {
 
 
 _MORE = " More replies are waiting than fit in one answer: call {replies} now for the rest."
+#: Waiting, once an agent has the conversation: no longer "no agent has replied yet".
+_WAITING_WITH_AGENT = (
+    "{agent} from the support team has the conversation and has not replied to the latest "
+    "message yet. Tell the user, then call {replies} for this user to fetch the reply."
+)
 
 
 def note(
-    outcome: Outcome, words: Vocabulary, *, more: bool = False, agent: str | None = None
+    outcome: Outcome,
+    words: Vocabulary,
+    *,
+    more: bool = False,
+    agent: str | None = None,
+    with_agent: bool = False,
 ) -> str:
-    said = _NOTES[outcome] + (_MORE if more else "")
+    """The note for ``outcome``; ``with_agent``: an agent has the conversation."""
+    said = _WAITING_WITH_AGENT if outcome == "waiting" and with_agent else _NOTES[outcome]
+    said += _MORE if more else ""
     # The agent's name is theirs to give: "An agent" when Flex did not say it.
     return said.format(send=words.send, replies=words.replies, agent=agent or "An agent")
 
 
 def worded(result: HandoffResult, words: Vocabulary) -> dict[str, object]:
     """The answer a front door gives: the result, with its note in that door's words."""
+    status = result.handoff
     return result.to_json(
-        note(result.outcome, words, more=result.more, agent=result.handoff.agent_name)
+        note(
+            result.outcome,
+            words,
+            more=result.more,
+            agent=status.agent_name,
+            with_agent=status.state == "with_agent",
+        )
     )

@@ -166,6 +166,9 @@ async def test_a_waiting_user_hears_at_once_that_an_agent_took_the_conversation(
             assert joined["handoff"]["agent"] == {"name": "Alex Doe"}
             assert joined["note"].startswith("Alex Doe from the support team has joined")
 
+        still = (await http.get("/replies/flexuser")).json()
+        assert still["status"] == "waiting"
+        assert "from the support team has the conversation" in still["note"]
         await asyncio.to_thread(agent.reply, sid, "Alex here.")
         answered = (await http.get("/replies/flexuser", params={"wait": "5"})).json()
         assert answered["status"] == "answered"

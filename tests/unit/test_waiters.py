@@ -6,6 +6,7 @@ import asyncio
 import json
 
 from bridge.core.inbox import agent_display_name
+from bridge.notes import Vocabulary, worded
 from tests.unit.conftest import Core, CoreFactory
 
 
@@ -80,6 +81,11 @@ async def test_a_waiting_call_returns_when_an_agent_takes_the_conversation(
         assert await core.wired.handoff.inbox.on_task_event(accepted)
         again = await core.wired.handoff.replies(who, 0.3)
         assert again.outcome == "waiting" and again.handoff.agent_name == "Alex Doe"
+        # No longer "no agent has replied yet": the note says who has the conversation.
+        said = worded(again, Vocabulary(send="sendMessage", replies="getReplies"))["note"]
+        assert isinstance(said, str)
+        assert said.startswith("Alex Doe from the support team has the conversation")
+        assert "getReplies" in said
         # Without a full_name, the worker's name.
         assert agent_display_name({"WorkerName": "sam", "WorkerAttributes": "{}"}) == "sam"
         assert agent_display_name({"WorkerAttributes": "not json"}) is None
