@@ -89,11 +89,8 @@ async def paced(per_delay: int, delays: tuple[float, ...]) -> dict[str, Any]:
     # Each reply comes at the nominal quiet time plus a draw from [0, the poll interval
     # then), so the replies sample every phase of the poll cycle, not one.
     rng = random.Random(3)
-    users = {
-        f"paced-{int(d)}-{n:02d}": d + rng.uniform(0, min(10.0, max(2.0, d / 4)))
-        for d in delays
-        for n in range(per_delay)
-    }
+    nominal = {f"paced-{int(d)}-{n:02d}": d for d in delays for n in range(per_delay)}
+    users = {user: d + rng.uniform(0, min(10.0, max(2.0, d / 4))) for user, d in nominal.items()}
     # The account-wide allowance lifted: this measures the pace alone (80 conversations
     # polled from the start would exceed the default 600 reads a minute, as in handoffs).
     async with stack(
@@ -105,7 +102,6 @@ async def paced(per_delay: int, delays: tuple[float, ...]) -> dict[str, Any]:
         await running.bridge_idle()
         await running.emu.reset_stats()
         latencies: dict[float, list[float]] = {d: [] for d in delays}
-        nominal = {user: int(user.split("-")[1]) for user in users}
         errors: list[str] = []
 
         async def one(user: str, delay: float) -> None:

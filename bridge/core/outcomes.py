@@ -104,11 +104,6 @@ class HandoffResult:
             return "answered" if self.replies else "waiting"
         return "closed"
 
-    @property
-    def closed_by(self) -> ClosedBy | None:
-        """Who ended the conversation (a closed outcome; None when there was none)."""
-        return next((by for by, outcome in _CLOSED.items() if outcome == self.outcome), None)
-
     def to_json(self, note: str) -> dict[str, object]:
         """The contract's ``{status, replies, note}`` (and ``closed_by`` when closed),
         with the front door's note."""
@@ -118,6 +113,6 @@ class HandoffResult:
             "note": note,
         }
         if self.status == "closed":
-            answer["closed_by"] = self.closed_by
+            answer["closed_by"] = self.handoff.closed_by
         answer["handoff"] = self.handoff.to_json()
         return answer
