@@ -37,6 +37,11 @@ async def test_the_example_agent_accepts_replies_and_closes(make_server: ServerF
         assert accepted.returncode == 0, accepted.stderr
         assert "agent.alex accepted CH" in accepted.stdout
 
+        for _ in range(100):  # the bridge has heard of the accept (else a wait ends on it)
+            seen = (await http.get("/replies/erin")).json()
+            if seen["handoff"]["state"] == "with_agent":
+                break
+            await asyncio.sleep(0.05)
         replied = await agent(server.url, "reply", "Alex here. Yes, of course.")
         assert replied.returncode == 0, replied.stderr
         answered = (await http.get("/replies/erin", params={"wait": "5"})).json()

@@ -51,6 +51,12 @@ async def test_a_flex_close_no_webhook_announces_reaches_the_user_through_taskro
         await http.post("/send/flexuser", json={"msg": "hello"})
         sid = agent.only_conversation()
         interaction, channel = await asyncio.to_thread(accept, twilio, sid, "agent.alex")
+        # Until the bridge has heard of the accept, a wait would end early to announce it.
+        for _ in range(100):
+            seen = (await http.get("/replies/flexuser")).json()
+            if seen["handoff"]["state"] == "with_agent":
+                break
+            await asyncio.sleep(0.05)
         waiting = asyncio.ensure_future(http.get("/replies/flexuser", params={"wait": "4"}))
         await asyncio.sleep(0.3)
         await asyncio.to_thread(

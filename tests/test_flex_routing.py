@@ -79,6 +79,11 @@ async def test_an_agent_answers_and_completes_the_task(
             lambda: [p.identity for p in agent.conversations(sid).participants.list()]
         )
         assert agent.name in participants
+        for _ in range(100):  # the bridge has heard of the accept (else a wait ends on it)
+            seen = (await http.get("/replies/flexuser")).json()
+            if seen["handoff"]["state"] == "with_agent":
+                break
+            await asyncio.sleep(0.05)
         await asyncio.to_thread(agent.reply, sid, "Alex here, how can I help?")
         answered = (await http.get("/replies/flexuser", params={"wait": "5"})).json()
         assert answered["status"] == "answered" and "closed_by" not in answered
