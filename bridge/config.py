@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bridge.core.hours import BusinessHours, HoursError, parse_hours
+
 #: Credentials the embedded sandbox accepts when no real ones are configured. They only
 #: ever open the local emulator, so they are safe to print and document.
 SANDBOX_ACCOUNT_SID = "AC" + "0" * 32
@@ -19,6 +21,9 @@ SANDBOX_FLOW_SID = "FW" + "0" * 32
 SANDBOX_WORKSPACE_SID = "WS" + "0" * 32
 SANDBOX_WORKFLOW_SID = "WW" + "0" * 32
 ROUTINGS = ("studio", "interactions")
+#: When the team is closed or nobody is available: open the conversation anyway and hand
+#: the reply out later, or send nothing and let the assistant carry on.
+UNAVAILABLE_POLICIES = ("take_message", "decline")
 _TASK_CHANNEL = re.compile(r"^(TC[0-9a-fA-F]{32}|[A-Za-z0-9_-]{1,64})$")
 
 MAX_REPLY_WAIT_SECONDS = 40.0
@@ -135,6 +140,13 @@ class Settings:
     flex_api_base_url: str | None = None
     taskrouter_api_base_url: str | None = None
     studio_api_base_url: str | None = None
+    #: When the support team works (None: always), what to do when it is closed or no
+    #: agent is available (take_message | decline), how long nobody may accept before the
+    #: user is asked what they want (None: never), and how often queue figures are read.
+    business_hours: BusinessHours | None = None
+    unavailable_policy: str = "take_message"
+    assignment_timeout_seconds: float | None = 300.0
+    queue_refresh_seconds: float = 5.0
 
     @property
     def webhook_url(self) -> str:
@@ -540,7 +552,39 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         flex_api_base_url=_optional_url(env, "TWILIO_FLEX_API_BASE_URL"),
         taskrouter_api_base_url=_optional_url(env, "TWILIO_TASKROUTER_API_BASE_URL"),
         studio_api_base_url=_optional_url(env, "TWILIO_STUDIO_API_BASE_URL"),
+        business_hours=_business_hours(env),
+        unavailable_policy=_choice(env, "UNAVAILABLE_POLICY", UNAVAILABLE_POLICIES),
+        assignment_timeout_seconds=_assignment_timeout(env),
+        queue_refresh_seconds=_seconds(env, "QUEUE_REFRESH_SECONDS", 5.0, 300.0),
     )
+
+
+def _business_hours(env: Mapping[str, str]) -> BusinessHours | None:
+    raw = env.get("BUSINESS_HOURS", "").strip()
+    if not raw:
+        return None
+    try:
+        return parse_hours(raw)
+    except HoursError as error:
+        raise ConfigError(
+            f"BUSINESS_HOURS {error} (write e.g. 'Europe/London; Mon-Fri 09:00-17:30; "
+            "closed 2026-12-25')."
+        ) from None
+
+
+def _assignment_timeout(env: Mapping[str, str]) -> float | None:
+    """ASSIGNMENT_TIMEOUT_SECONDS: 300 by default; ``off`` (or 0) never asks."""
+    if env.get("ASSIGNMENT_TIMEOUT_SECONDS", "").strip().lower() in ("off", "0"):
+        return None
+    return _seconds(env, "ASSIGNMENT_TIMEOUT_SECONDS", 300.0, 86400.0)
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...]) -> str:
+    """One of ``allowed`` (the first by default)."""
+    value = env.get(name, "").strip().lower() or allowed[0]
+    if value not in allowed:
+        raise ConfigError(f"{name} must be {' or '.join(allowed)}, got {value[:30]!r}.")
+    return value
 
 
 def _poll_settings(env: Mapping[str, str]) -> tuple[float, float, float, int]:

@@ -141,6 +141,38 @@ class TaskInfo:
 
 
 @dataclass(frozen=True)
+class WaitingTask:
+    """A task waiting for an agent (pending, or offered: reserved), in queue order."""
+
+    sid: str
+    queue_sid: str
+    conversation_sid: str | None  # its ``conversationSid`` attribute, when Flex set one
+    assignment_status: str
+
+
+@dataclass(frozen=True)
+class QueueNow:
+    """A queue's real-time statistics the bridge reads."""
+
+    queue_sid: str
+    available_workers: int
+    eligible_workers: int
+
+
+@dataclass(frozen=True)
+class QueueHistory:
+    """A queue's cumulative statistics over a window: how long accepted tasks waited.
+
+    ``accepted_below[t]``: reservations accepted after waiting under ``t`` seconds."""
+
+    queue_sid: str
+    accepted: int
+    shortest_wait: int
+    longest_wait: int
+    accepted_below: dict[int, int]
+
+
+@dataclass(frozen=True)
 class WorkspaceInfo:
     sid: str
     friendly_name: str
@@ -176,6 +208,23 @@ class TwilioFlex(Protocol):
         """The workspace's tasks for the conversation (its ``conversationSid`` attribute),
         in ``statuses`` (all when empty). TaskRouter keeps ended tasks for five minutes."""
 
+    async def waiting_tasks(self, workspace_sid: str, page_size: int = 1000) -> list[WaitingTask]:
+        """The workspace's pending and reserved tasks, in TaskRouter's offer order
+        (priority, then age): every page."""
+
+    async def queue_now(self, workspace_sid: str, queue_sid: str) -> QueueNow: ...
+
+    async def queue_history(
+        self, workspace_sid: str, queue_sid: str, minutes: int, thresholds: Sequence[int]
+    ) -> QueueHistory:
+        """The last ``minutes`` of the queue, split at ``thresholds`` (seconds waited)."""
+
+    async def any_agent_available(self, workspace_sid: str) -> bool:
+        """Whether any worker of the workspace is in an available activity."""
+
+    async def cancel_task(self, workspace_sid: str, task_sid: str, reason: str) -> None:
+        """Cancel a task nobody has accepted (pending or reserved)."""
+
     async def fetch_workspace(self, workspace_sid: str) -> WorkspaceInfo: ...
 
     async def workflow_name(self, workspace_sid: str, workflow_sid: str) -> str: ...
@@ -201,6 +250,27 @@ def _iso(value: Any) -> str:
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return str(value) if value else ""
+
+
+def _conversation_of(attributes: Any) -> str | None:
+    """The conversation a Flex task routes (its ``conversationSid`` attribute)."""
+    try:
+        parsed = json.loads(attributes) if isinstance(attributes, str) else attributes
+    except ValueError:
+        return None
+    sid = parsed.get("conversationSid") if isinstance(parsed, dict) else None
+    return sid if isinstance(sid, str) else None
+
+
+def _accepted_below(split: Any) -> dict[int, int]:
+    """TaskRouter's ``split_by_wait_time`` ({"60": {"below": {...}, "above": {...}}}) as
+    reservations accepted below each threshold."""
+    found: dict[int, int] = {}
+    for threshold, sides in (split or {}).items():
+        below = sides.get("below") if isinstance(sides, dict) else None
+        if str(threshold).isdigit() and isinstance(below, dict):
+            found[int(threshold)] = int(below.get("reservations_accepted") or 0)
+    return found
 
 
 def _message(instance: Any) -> ConversationMessage:
@@ -515,6 +585,66 @@ class ConversationsClient:
             ),
         )
         return [TaskInfo(t.sid, t.assignment_status) for t in found]
+
+    async def waiting_tasks(self, workspace_sid: str, page_size: int = 1000) -> list[WaitingTask]:
+        tasks = self._client.taskrouter.v1.workspaces(workspace_sid).tasks
+        found = await self._call(
+            "list_waiting_tasks",
+            tasks.list_async(
+                assignment_status=["pending", "reserved"],
+                ordering="Priority:desc,DateCreated:asc",
+                page_size=page_size,
+            ),
+        )
+        return [
+            WaitingTask(
+                t.sid, t.task_queue_sid, _conversation_of(t.attributes), t.assignment_status
+            )
+            for t in found
+        ]
+
+    async def queue_now(self, workspace_sid: str, queue_sid: str) -> QueueNow:
+        queue = self._client.taskrouter.v1.workspaces(workspace_sid).task_queues(queue_sid)
+        stats = await self._call(
+            "queue_real_time_statistics", queue.real_time_statistics().fetch_async()
+        )
+        return QueueNow(
+            queue_sid,
+            int(stats.total_available_workers or 0),
+            int(stats.total_eligible_workers or 0),
+        )
+
+    async def queue_history(
+        self, workspace_sid: str, queue_sid: str, minutes: int, thresholds: Sequence[int]
+    ) -> QueueHistory:
+        queue = self._client.taskrouter.v1.workspaces(workspace_sid).task_queues(queue_sid)
+        stats = await self._call(
+            "queue_cumulative_statistics",
+            queue.cumulative_statistics().fetch_async(
+                minutes=minutes, split_by_wait_time=",".join(str(t) for t in thresholds)
+            ),
+        )
+        waits = stats.wait_duration_until_accepted or {}
+        return QueueHistory(
+            queue_sid,
+            int(stats.reservations_accepted or 0),
+            int(waits.get("min") or 0),
+            int(waits.get("max") or 0),
+            _accepted_below(stats.split_by_wait_time),
+        )
+
+    async def any_agent_available(self, workspace_sid: str) -> bool:
+        workers = self._client.taskrouter.v1.workspaces(workspace_sid).workers
+        found = await self._call(
+            "list_available_workers", workers.list_async(available="true", page_size=1, limit=1)
+        )
+        return bool(found)
+
+    async def cancel_task(self, workspace_sid: str, task_sid: str, reason: str) -> None:
+        task = self._client.taskrouter.v1.workspaces(workspace_sid).tasks(task_sid)
+        await self._call(
+            "cancel_task", task.update_async(assignment_status="canceled", reason=reason)
+        )
 
     async def fetch_workspace(self, workspace_sid: str) -> WorkspaceInfo:
         instance = await self._call(

@@ -13,11 +13,13 @@ from bridge.core.errors import (
     Busy,
     ContextTooLong,
     HandoffError,
+    InvalidChoice,
     InvalidContext,
     InvalidMessage,
     InvalidUsername,
     InvalidWait,
     MessageTooLong,
+    NothingToChoose,
     RateLimited,
     TooManyWaiting,
 )
@@ -105,6 +107,19 @@ def from_handoff_error(error: HandoffError) -> ApiError:
             "busy",
             "The support line is taking many new conversations right now; try again shortly.",
             retry_after=error.retry_after,
+        )
+    if isinstance(error, InvalidChoice):
+        return ApiError(
+            400,
+            "invalid_choice",
+            "'choice' must be keep_waiting, leave_message or continue_with_assistant.",
+        )
+    if isinstance(error, NothingToChoose):
+        return ApiError(
+            409,
+            "nothing_to_choose",
+            "This user has no conversation waiting for an agent (none yet, an agent has it, "
+            "or it ended); there is nothing to choose. Call getReplies to see where it stands.",
         )
     if isinstance(error, InvalidWait):
         return ApiError(400, "invalid_wait", "'wait' must be a number of seconds, 0 or more.")

@@ -23,8 +23,10 @@ from bridge.core.inbox import Inbox
 from bridge.core.opening import ConversationOpener
 from bridge.core.outbox import Outbox
 from bridge.core.poller import Poller, PollPace
+from bridge.core.queue_watch import QueueWatch
 from bridge.core.reconciler import Reconciler
 from bridge.core.service import HandoffService, Limits
+from bridge.core.standing import Standing, WaitPolicy
 from bridge.core.waiters import Waiters
 from bridge.metrics import Metrics
 from bridge.routing import Router, build_router
@@ -87,12 +89,31 @@ def build_handoff(
         )
         poller = Poller(inbox.read_messages, inbox.read_state, coordination.rate_limits, pace)
     handout = Handout(store, coordination.wakeups, metrics)
+    # Queue figures need Flex's workspace; without it every queue field stays unknown.
+    queue = (
+        QueueWatch(
+            twilio,
+            settings.twilio_workspace_sid,
+            refresh_seconds=settings.queue_refresh_seconds,
+        )
+        if settings.twilio_workspace_sid
+        else None
+    )
+    standing = Standing(
+        queue,
+        WaitPolicy(
+            settings.business_hours,
+            settings.assignment_timeout_seconds,
+            settings.unavailable_policy,
+        ),
+    )
     waiters = Waiters(
         store,
         coordination.wakeups,
         handout,
         metrics,
         poller,
+        standing,
         max_per_user=settings.max_waiting_per_user,
         max_total=settings.max_waiting_calls,
     )
@@ -114,6 +135,8 @@ def build_handoff(
         waiters=waiters,
         reconciler=reconciler,
         poller=poller,
+        standing=standing,
+        router=router,
         limits=Limits(
             max_message_chars=settings.max_message_chars,
             reply_wait_seconds=settings.reply_wait_seconds,

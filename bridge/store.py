@@ -31,6 +31,13 @@ ClosedBy = Literal["agent", "user", "timeout", "system", "lost"]
 Progress = Literal["queued", "with_agent", "wrapping_up"]
 #: Progress only moves forward (a transfer to another agent stays ``with_agent``).
 PROGRESS_ORDER: dict[Progress, int] = {"queued": 1, "with_agent": 2, "wrapping_up": 3}
+#: What a user waiting past the assignment timeout chose to do.
+WaitingChoice = Literal["keep_waiting", "leave_message", "continue_with_assistant"]
+WAITING_CHOICES: tuple[WaitingChoice, ...] = (
+    "keep_waiting",
+    "leave_message",
+    "continue_with_assistant",
+)
 OutboxState = Literal["pending", "sent", "failed"]
 #: ``after`` for a caller that has seen no reply of the user's latest conversation yet.
 NOTHING_SEEN = "none"
@@ -50,6 +57,8 @@ class ConversationRow:
     progress: Progress | None = None
     #: The accepting agent's display name (from TaskRouter's worker), never the user's.
     agent_name: str | None = None
+    choice: WaitingChoice | None = None
+    choice_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,10 @@ class Store(Protocol):
     ) -> bool:
         """Move an open conversation's progress forward (or name the agent it is with,
         after a transfer); True if anything changed. A late, earlier step is ignored."""
+
+    async def set_choice(self, conversation_id: int, choice: WaitingChoice) -> bool:
+        """Record what the user chose while no agent had accepted (and when), unless the
+        conversation is closed; True if recorded."""
 
     async def open_conversations(self) -> list[ConversationRow]:
         """Open conversations that have a SID."""

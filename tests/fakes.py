@@ -8,7 +8,8 @@ without effect, ``after`` applies the call and then fails it, as when Twilio did
 and the answer was lost on the way back.
 
 Flex is kept as far as routing sees it: an Interaction makes a pending task for its
-conversation, and tests move tasks along with :meth:`FakeTwilio.set_task`.
+conversation in one queue, and tests move tasks along with :meth:`FakeTwilio.set_task`;
+the queue's figures (agents available, wait history) are set by the test.
 """
 
 from __future__ import annotations
@@ -27,10 +28,13 @@ from bridge.conversations import (
     ConversationNotFound,
     FlowInfo,
     ParticipantExists,
+    QueueHistory,
+    QueueNow,
     TaskInfo,
     TwilioError,
     TwilioUnavailable,
     UniqueNameTaken,
+    WaitingTask,
     WorkspaceInfo,
 )
 from bridge.sandbox.studio.state import flex_flow_definition
@@ -56,6 +60,10 @@ class FakeTask:
     conversation_sid: str
     attributes: dict[str, Any]
     assignment_status: str = "pending"
+    reason: str | None = None
+
+
+QUEUE_SID = "WQ" + "0" * 32
 
 
 class FakeTwilio:
@@ -66,6 +74,8 @@ class FakeTwilio:
         self._faults: dict[str, list[tuple[When, TwilioError] | None]] = defaultdict(list)
         self._sids = itertools.count(1)
         self._gates: dict[str, asyncio.Event] = {}
+        self.agents_available = 1
+        self.history = QueueHistory(QUEUE_SID, 0, 0, 0, {})
 
     # --- driving it -----------------------------------------------------------------------
 
@@ -230,6 +240,34 @@ class FakeTwilio:
             if t.conversation_sid == conversation_sid
             and (not statuses or t.assignment_status in statuses)
         ]
+
+    async def waiting_tasks(self, workspace_sid: str, page_size: int = 1000) -> list[WaitingTask]:
+        self._enter("list_waiting_tasks")
+        return [
+            WaitingTask(t.sid, QUEUE_SID, t.conversation_sid, t.assignment_status)
+            for t in self.tasks
+            if t.assignment_status in ("pending", "reserved")
+        ]
+
+    async def queue_now(self, workspace_sid: str, queue_sid: str) -> QueueNow:
+        self._enter("queue_real_time_statistics")
+        return QueueNow(queue_sid, self.agents_available, self.agents_available)
+
+    async def queue_history(
+        self, workspace_sid: str, queue_sid: str, minutes: int, thresholds: Sequence[int]
+    ) -> QueueHistory:
+        self._enter("queue_cumulative_statistics")
+        return self.history
+
+    async def any_agent_available(self, workspace_sid: str) -> bool:
+        self._enter("list_available_workers")
+        return self.agents_available > 0
+
+    async def cancel_task(self, workspace_sid: str, task_sid: str, reason: str) -> None:
+        after = self._enter("cancel_task")
+        task = next(t for t in self.tasks if t.sid == task_sid)
+        task.assignment_status, task.reason = "canceled", reason
+        self._exit(after)
 
     async def fetch_workspace(self, workspace_sid: str) -> WorkspaceInfo:
         self._enter("fetch_workspace")

@@ -47,7 +47,7 @@ def test_openapi_is_valid_31_with_public_url(public_server: LiveServer, path: st
         for op in item.values()
         if isinstance(op, dict) and "operationId" in op
     }
-    assert set(operations) == {"sendMessage", "getReplies", "endConversation"}
+    assert set(operations) == {"sendMessage", "getReplies", "endConversation", "chooseNextStep"}
     for operation in operations.values():
         assert operation["x-openai-isConsequential"] is False
         assert 0 < len(operation["description"]) < 300

@@ -141,10 +141,16 @@ async def test_a_waiting_user_hears_at_once_that_an_agent_took_the_conversation(
         waiting = asyncio.ensure_future(http.post("/send/flexuser", json={"msg": "A human?"}))
         sid = await wait_for_conversation(agent)
         task = await wait_for_task(twilio, sid)
-        queued = (await http.get("/replies/flexuser")).json()
+        for _ in range(100):  # the queue's figures are read while the /send waits
+            queued = (await http.get("/replies/flexuser")).json()
+            if queued["handoff"]["queue"] is not None:
+                break
+            await asyncio.sleep(0.05)
         assert queued["status"] == "waiting"
-        assert queued["handoff"]["state"] == "queued"
-        assert queued["handoff"]["agent"] is None and queued["handoff"]["queue"] is None
+        assert queued["handoff"]["state"] == "no_agents"  # nobody has signed in yet
+        assert queued["handoff"]["agent"] is None
+        assert queued["handoff"]["queue"]["position"] == 1
+        assert queued["handoff"]["queue"]["agents_available"] == 0
         ws = workspace(twilio)
         available = ws.activities.list(friendly_name="Available")[0].sid
         worker = await asyncio.to_thread(

@@ -63,7 +63,12 @@ def text(result: CallToolResult) -> str:
 async def test_tools_are_listed_with_schemas(server: LiveServer) -> None:
     async with connect(server) as mcp:
         listed = {tool.name: tool for tool in (await mcp.list_tools()).tools}
-    assert set(listed) == {"request_human_agent", "get_agent_replies", "end_human_conversation"}
+    assert set(listed) == {
+        "request_human_agent",
+        "get_agent_replies",
+        "end_human_conversation",
+        "choose_next_step",
+    }
     send = listed["request_human_agent"]
     assert send.input_schema["required"] == ["message"]
     assert set(send.input_schema["properties"]) == {"message", "context"}
@@ -72,6 +77,13 @@ async def test_tools_are_listed_with_schemas(server: LiveServer) -> None:
     assert set(replies.input_schema["properties"]) == {"wait_seconds", "after_id"}
     assert not replies.input_schema.get("required")
     assert listed["end_human_conversation"].input_schema.get("properties", {}) == {}
+    choose = listed["choose_next_step"]
+    assert choose.input_schema["required"] == ["choice"]
+    assert choose.input_schema["properties"]["choice"]["enum"] == [
+        "keep_waiting",
+        "leave_message",
+        "continue_with_assistant",
+    ]
     for tool in listed.values():
         assert tool.output_schema is not None
         assert set(tool.output_schema["properties"]) == {
@@ -116,13 +128,16 @@ async def test_whole_handoff_with_the_reply_in_the_tool_result(
             ],
             "note": note("answered", WORDS),
             # The agent joined through the REST API without webhooks, as no Flex agent
-            # does: the bridge heard nothing of it, so the user is still in line for it.
+            # does: the bridge heard nothing of it, so the user is still in line for it,
+            # with no TaskRouter worker signed in.
             "handoff": {
-                "state": "queued",
+                "state": "no_agents",
                 "agent": None,
-                "queue": None,
+                "queue": {"position": 1, "agents_available": 0, "expected_wait_seconds": None},
                 "closed_by": None,
                 "opens_at": None,
+                "choices": None,
+                "choice": None,
             },
         }
         assert "request_human_agent" in data["note"] and "sendMessage" not in data["note"]
@@ -197,7 +212,8 @@ async def test_progress_while_waiting(
     progress = [p for p, _, _ in seen]
     assert progress == sorted(progress)
     assert all(total == 2 for _, total, _ in seen)
-    assert "human agent" in str(seen[0][2])
+    # Where the user stands, from TaskRouter: first in line, nobody signed in.
+    assert str(seen[-1][2]) == "Number 1 in line; no agent is available right now…"
 
 
 async def test_wait_is_capped(make_server: ServerFactory) -> None:

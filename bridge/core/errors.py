@@ -59,3 +59,11 @@ class Busy(HandoffError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"retry after {retry_after} s")
         self.retry_after = retry_after
+
+
+class InvalidChoice(HandoffError):
+    """Not one of keep_waiting, leave_message, continue_with_assistant."""
+
+
+class NothingToChoose(HandoffError):
+    """No conversation is waiting for an agent: none yet, an agent has it, or it ended."""

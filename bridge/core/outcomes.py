@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bridge.store import ClosedBy, ConversationRow
+from bridge.core.queue_watch import QueueStanding
+from bridge.store import ClosedBy, ConversationRow, WaitingChoice
 
 Outcome = Literal[
     "answered",  # replies are here
     "waiting",  # the conversation is open, no reply came within the wait
     "agent_joined",  # no reply yet, but an agent accepted the conversation meanwhile
+    "no_one_accepted",  # no agent accepted within the assignment timeout: the user chooses
+    "unavailable",  # closed or nobody available, and the policy declines: nothing was sent
     "queued",  # the user's message is stored, not yet posted (Twilio is down or slow)
     "closed_by_agent",
     "closed_by_user",
@@ -19,8 +22,8 @@ Outcome = Literal[
     "conversation_lost",  # it vanished from Twilio (deleted, or the sandbox restarted)
     "none_yet",  # the user has never had a conversation
 ]
-#: The contract's three statuses; the outcome says more.
-Status = Literal["answered", "waiting", "closed"]
+#: The contract's statuses; the outcome says more.
+Status = Literal["answered", "waiting", "closed", "unavailable"]
 
 _CLOSED: dict[ClosedBy, Outcome] = {
     "agent": "closed_by_agent",
@@ -42,17 +45,22 @@ def closed_outcome(closed_by: ClosedBy | None) -> Outcome:
 
 
 #: Where the user stands with the support team (``None``: not known).
-HandoffState = Literal["queued", "with_agent", "wrapping_up", "closed"]
+HandoffState = Literal["queued", "with_agent", "wrapping_up", "closed", "after_hours", "no_agents"]
 
 
 @dataclass(frozen=True)
 class HandoffStatus:
-    """What a person on a support line would ask: in line, with whom, who ended it.
-    Unknown is None, never guessed."""
+    """What a person on a support line would ask: in line, where, how long, with whom,
+    who ended it, when they open. Unknown is None, never guessed."""
 
     state: HandoffState | None = None
     agent_name: str | None = None
     closed_by: ClosedBy | None = None
+    queue: QueueStanding | None = None
+    opens_at: str | None = None  # ISO 8601, UTC: when the team next opens
+    #: What the user may choose now (no agent accepted in time), and what they chose.
+    choices: tuple[WaitingChoice, ...] = ()
+    choice: WaitingChoice | None = None
 
     @classmethod
     def of(cls, row: ConversationRow | None) -> HandoffStatus:
@@ -64,15 +72,22 @@ class HandoffStatus:
         if row.state == "opening" or row.progress is None:
             return cls()
         with_agent = row.progress in ("with_agent", "wrapping_up")
-        return cls(row.progress, row.agent_name if with_agent else None)
+        return cls(row.progress, row.agent_name if with_agent else None, choice=row.choice)
+
+    @property
+    def waiting_for_agent(self) -> bool:
+        """Routed to Flex and not yet accepted by anyone."""
+        return self.state in ("queued", "after_hours", "no_agents")
 
     def to_json(self) -> dict[str, object]:
         return {
             "state": self.state,
             "agent": {"name": self.agent_name} if self.agent_name else None,
-            "queue": None,
+            "queue": self.queue.to_json() if self.queue else None,
             "closed_by": self.closed_by,
-            "opens_at": None,
+            "opens_at": self.opens_at,
+            "choices": list(self.choices) or None,
+            "choice": self.choice,
         }
 
 
@@ -96,9 +111,9 @@ class HandoffResult:
 
     @property
     def status(self) -> Status:
-        if self.outcome in ("answered", "waiting"):
+        if self.outcome in ("answered", "waiting", "unavailable"):
             return self.outcome
-        if self.outcome == "agent_joined":
+        if self.outcome in ("agent_joined", "no_one_accepted"):
             return "waiting"
         if self.outcome == "queued":
             return "answered" if self.replies else "waiting"

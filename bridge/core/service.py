@@ -22,20 +22,24 @@ from bridge.coordination import Coordination
 from bridge.core.errors import (
     Busy,
     ContextTooLong,
+    InvalidChoice,
     InvalidContext,
     InvalidMessage,
     InvalidWait,
     MessageTooLong,
+    NothingToChoose,
     RateLimited,
 )
 from bridge.core.handout import Handout
 from bridge.core.inbox import Inbox
 from bridge.core.outbox import Outbox
-from bridge.core.outcomes import HandoffResult, HandoffStatus, closed_outcome
+from bridge.core.outcomes import HandoffResult, closed_outcome
 from bridge.core.poller import Poller
 from bridge.core.reconciler import Reconciler
-from bridge.core.waiters import Waiters
-from bridge.store import ClosedBy, ConversationRow, Store
+from bridge.core.standing import Standing
+from bridge.core.waiters import Progress, Waiters
+from bridge.routing import Router
+from bridge.store import WAITING_CHOICES, ClosedBy, ConversationRow, Store, WaitingChoice
 
 #: However short the reply wait, posting the message to Twilio may take this long.
 MIN_POST_SECONDS = 2.0
@@ -88,6 +92,13 @@ def checked_context(context: object, limit: int) -> str | None:
     return cleaned.strip() or None
 
 
+def checked_choice(choice: object) -> WaitingChoice:
+    for known in WAITING_CHOICES:
+        if choice == known:
+            return known
+    raise InvalidChoice("the choice must be one of " + ", ".join(WAITING_CHOICES))
+
+
 def checked_wait(wait: float) -> float:
     if not 0 <= wait < math.inf:  # NaN fails too
         raise InvalidWait("the wait must be a number of seconds, 0 or more")
@@ -109,6 +120,8 @@ class HandoffService:
         waiters: Waiters,
         reconciler: Reconciler,
         poller: Poller | None,
+        standing: Standing,
+        router: Router,
         limits: Limits,
     ) -> None:
         self._store = store
@@ -120,6 +133,8 @@ class HandoffService:
         self._waiters = waiters
         self._reconciler = reconciler
         self._poller = poller
+        self._standing = standing
+        self._router = router
         self.limits = limits
 
     @property
@@ -142,6 +157,8 @@ class HandoffService:
         await self._reconciler.close()
         if self._poller is not None:
             await self._poller.close()
+        if self._standing.queue is not None:
+            await self._standing.queue.close()
         await self.inbox.close()
 
     # --- the three operations -------------------------------------------------------------
@@ -155,6 +172,7 @@ class HandoffService:
         profile: str | None = None,
         budget_seconds: float = 10.0,
         wait_seconds: float | None = None,
+        progress: Progress | None = None,
     ) -> HandoffResult:
         """Check, store and post the user's message (opening a conversation if needed),
         then wait for the agent's reply.
@@ -176,6 +194,13 @@ class HandoffService:
         summary = checked_context(context, self.limits.max_context_chars)
         latest = await self._store.latest_conversation(identity)
         if latest is None or latest.state == "closed":
+            nobody = await self._standing.before_opening()
+            if nobody is not None and self._standing.declines:
+                # Closed, or nobody there, and told not to take messages: nothing sent.
+                replies, lease, more = await self._handout.take(identity)
+                return HandoffResult(
+                    "unavailable", replies, lease if replies else None, more, nobody
+                )
             # A new conversation: new identities (path names, MCP sessions) are free to
             # make, so their conversations are counted across all users.
             retry_in = await self._coordination.rate_limits.take(
@@ -192,11 +217,20 @@ class HandoffService:
         row = await self.outbox.submit(identity, text, summary, budget, profile=profile)
         if row.state == "pending":
             replies, lease, more = await self._handout.take(identity)
-            status = HandoffStatus.of(await self._store.latest_conversation(identity))
+            status = self._standing.of(await self._store.latest_conversation(identity))
             return HandoffResult("queued", replies, lease if replies else None, more, status)
-        return await self._waiters.collect(identity, max(0.0, wait - (loop.time() - started)))
+        return await self._waiters.collect(
+            identity, max(0.0, wait - (loop.time() - started)), progress=progress
+        )
 
-    async def replies(self, identity: str, wait: float, after: str | None = None) -> HandoffResult:
+    async def replies(
+        self,
+        identity: str,
+        wait: float,
+        after: str | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> HandoffResult:
         """Replies not handed out yet, waiting up to ``wait`` seconds (capped at
         REPLY_WAIT_SECONDS) for one; with ``after`` (the id of the last reply the caller
         saw), every reply after that one, including any whose answer never arrived.
@@ -209,7 +243,9 @@ class HandoffService:
                 # Look now rather than at the poller's next tick, so wait=0 sees replies.
                 with contextlib.suppress(TwilioUnavailable):
                     await self._poller.read_now(latest.id)
-        return await self._waiters.collect(identity, wait, after, refuse_busy=True)
+        return await self._waiters.collect(
+            identity, wait, after, refuse_busy=True, progress=progress
+        )
 
     async def confirm(self, result: HandoffResult) -> None:
         """The answer carrying ``result`` reached its caller: its replies are delivered."""
@@ -238,8 +274,27 @@ class HandoffService:
             replies,
             lease if replies else None,
             more,
-            HandoffStatus.of(closed),
+            self._standing.of(closed),
         )
+
+    async def choose(self, identity: str, choice: object) -> HandoffResult:
+        """What the user wants while no agent has accepted: keep waiting (asked again
+        after another timeout), leave a message (the task stays; the reply is handed out
+        whenever they come back), or continue with the assistant (Flex's task is canceled
+        and the conversation closed). Raises InvalidChoice, or NothingToChoose when no
+        conversation waits for an agent."""
+        chosen = checked_choice(choice)
+        async with self._coordination.locks.hold(identity):
+            latest = await self._store.latest_conversation(identity)
+            if latest is None or not self._standing.of(latest).waiting_for_agent:
+                raise NothingToChoose("no conversation is waiting for an agent")
+            await self._store.set_choice(latest.id, chosen)
+        if chosen == "continue_with_assistant":
+            assert latest.sid is not None  # waiting for an agent: routed, so it has one
+            # Canceled first: a task left behind a closed conversation would still ring.
+            await self._router.withdraw(latest.sid)
+            return await self.end(identity)
+        return await self._waiters.collect(identity, 0)
 
     async def _close_for_user(self, latest: ConversationRow) -> None:
         """Close it in Twilio and mark it closed by the user, or say why not."""

@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from bridge import logs
 from bridge.coordination import Wakeups
@@ -17,6 +19,7 @@ from bridge.core.errors import TooManyWaiting
 from bridge.core.handout import Handout
 from bridge.core.outcomes import HandoffResult, HandoffStatus, Outcome, closed_outcome
 from bridge.core.poller import Poller
+from bridge.core.standing import Standing
 from bridge.metrics import Metrics
 from bridge.store import ConversationRow, Store
 
@@ -24,6 +27,9 @@ log = logging.getLogger(__name__)
 
 #: What a caller refused for waiting too much at once is told to wait.
 BUSY_RETRY_SECONDS = 5
+
+#: Hears each new status while a call waits (MCP progress notifications).
+Progress = Callable[[HandoffStatus], Awaitable[None]]
 
 
 class Waiters:
@@ -34,6 +40,7 @@ class Waiters:
         handout: Handout,
         metrics: Metrics,
         poller: Poller | None,
+        standing: Standing,
         *,
         max_per_user: int = 10,
         max_total: int = 20_000,
@@ -52,6 +59,7 @@ class Waiters:
         self._waiting_total = 0
         self._metrics = metrics
         self._poller = poller
+        self._standing = standing
         self._waited_on: Counter[int] = Counter()
         self._closing = False
 
@@ -65,10 +73,17 @@ class Waiters:
         self._wakeups.wake_all_here()
 
     async def collect(
-        self, identity: str, wait: float, after: str | None = None, *, refuse_busy: bool = False
+        self,
+        identity: str,
+        wait: float,
+        after: str | None = None,
+        *,
+        refuse_busy: bool = False,
+        progress: Progress | None = None,
     ) -> HandoffResult:
         """Hand out undelivered replies (and, with ``after``, every reply after that one),
-        waiting up to ``wait`` seconds for the first.
+        waiting up to ``wait`` seconds for the first; ``progress`` hears the status each
+        time it changes meanwhile.
 
         When the user already has the most calls waiting, ``refuse_busy`` raises
         TooManyWaiting (nothing taken); otherwise, as when every waiting place is taken,
@@ -86,7 +101,7 @@ class Waiters:
             self._waiting[identity] += 1
             self._waiting_total += 1
         try:
-            result = await self._look_and_wait(identity, started + wait, after)
+            result = await self._look_and_wait(identity, started + wait, after, progress)
         finally:
             if wait > 0:
                 self._waiting_total -= 1
@@ -116,7 +131,7 @@ class Waiters:
             raise
 
         def taken(outcome: Outcome) -> HandoffResult:
-            status = HandoffStatus.of(latest)
+            status = self._standing.of(latest)
             return HandoffResult(outcome, replies, lease if replies else None, more, status)
 
         if latest is None:
@@ -130,11 +145,11 @@ class Waiters:
         return None, latest
 
     async def _look_and_wait(
-        self, identity: str, deadline: float, after: str | None
+        self, identity: str, deadline: float, after: str | None, progress: Progress | None
     ) -> HandoffResult:
         loop = asyncio.get_running_loop()
-        watched: int | None = None
-        joined: tuple[int, str | None, str | None] | None = None  # who is with the user
+        watched: ConversationRow | None = None
+        told: HandoffStatus | None = None  # the status last looked at
         try:
             while True:
                 woken = self._wakeups.event(identity)
@@ -142,40 +157,73 @@ class Waiters:
                 if found is not None:
                     return found
                 assert latest is not None
-                status = HandoffStatus.of(latest)
-                now_with = (latest.id, status.state, status.agent_name)
-                if joined is not None and now_with != joined and status.state == "with_agent":
+                status = self._standing.of(latest)
+                if told is not None and (status.choices and not told.choices):
+                    # Nobody accepted in time: the user decides what happens next.
+                    return HandoffResult("no_one_accepted", [], handoff=status)
+                if (
+                    told is not None
+                    and status.state == "with_agent"
+                    and (told.state, told.agent_name) != (status.state, status.agent_name)
+                ):
                     # Worth telling the user before any reply: someone has picked it up.
                     return HandoffResult("agent_joined", [], handoff=status)
-                joined = now_with
+                if progress is not None and status != told:
+                    await progress(status)
+                told = status
                 remaining = deadline - loop.time()
                 if remaining <= 0 or self._closing:
                     queued = await self._store.pending_messages(identity)
                     outcome: Outcome = "queued" if queued else "waiting"
                     return HandoffResult(outcome, [], handoff=status)
-                if watched != latest.id:
+                if watched is None or (watched.id, watched.sid) != (latest.id, latest.sid):
                     if watched is not None:
                         self._unwatch(watched)
-                    watched = latest.id
+                    watched = latest
                     self._watch(watched)
-                with (
-                    self._metrics.waiting_requests.track_inprogress(),
-                    contextlib.suppress(TimeoutError),
-                ):
-                    async with asyncio.timeout(remaining):
-                        await woken.wait()
+                await self._sleep(woken, self._nap(latest, status, remaining, progress))
         finally:
             if watched is not None:
                 self._unwatch(watched)
 
-    def _watch(self, conversation_id: int) -> None:
-        self._waited_on[conversation_id] += 1
-        if self._poller is not None:
-            self._poller.watch(conversation_id)
+    def _nap(
+        self,
+        latest: ConversationRow,
+        status: HandoffStatus,
+        remaining: float,
+        progress: Progress | None,
+    ) -> float:
+        """How long to sleep unless woken: to the deadline, or to when the user is due a
+        choice, or (for someone hearing progress) to the queue's next figures."""
+        nap = remaining
+        due = self._standing.choices_due_at(latest)
+        if due is not None and status.waiting_for_agent and not status.choices:
+            nap = min(nap, max(0.0, (due - datetime.now(UTC)).total_seconds()) + 0.05)
+        queue = self._standing.queue
+        if progress is not None and queue is not None and status.waiting_for_agent:
+            nap = min(nap, queue.refresh_seconds)
+        return nap
 
-    def _unwatch(self, conversation_id: int) -> None:
-        self._waited_on[conversation_id] -= 1
-        if self._waited_on[conversation_id] <= 0:
-            del self._waited_on[conversation_id]
+    async def _sleep(self, woken: asyncio.Event, seconds: float) -> None:
+        with (
+            self._metrics.waiting_requests.track_inprogress(),
+            contextlib.suppress(TimeoutError),
+        ):
+            async with asyncio.timeout(seconds):
+                await woken.wait()
+
+    def _watch(self, row: ConversationRow) -> None:
+        self._waited_on[row.id] += 1
         if self._poller is not None:
-            self._poller.unwatch(conversation_id)
+            self._poller.watch(row.id)
+        if self._standing.queue is not None and row.sid is not None:
+            self._standing.queue.watch(row.sid)
+
+    def _unwatch(self, row: ConversationRow) -> None:
+        self._waited_on[row.id] -= 1
+        if self._waited_on[row.id] <= 0:
+            del self._waited_on[row.id]
+        if self._poller is not None:
+            self._poller.unwatch(row.id)
+        if self._standing.queue is not None and row.sid is not None:
+            self._standing.queue.unwatch(row.sid)

@@ -1,4 +1,4 @@
-"""The three hand-off tools: what the model reads (names, descriptions, schemas) and does.
+"""The hand-off tools: what the model reads (names, descriptions, schemas) and does.
 
 Each result is the HTTP API's ``{status, replies, note}`` as structured content, plus a
 text rendering for clients that show only text. The note names these tools rather than
@@ -7,8 +7,9 @@ here as tool errors.
 
 Waiting is capped at :data:`MAX_WAIT_SECONDS` (or REPLY_WAIT_SECONDS when shorter): many
 MCP clients give a request 60 seconds, and a message may first spend up to 10 seconds
-reaching Twilio. While waiting, a progress notification goes out every
-:data:`PROGRESS_INTERVAL_SECONDS` to clients that asked for them (a progressToken).
+reaching Twilio. While waiting, a progress notification goes out to clients that asked
+for them (a progressToken) every :data:`PROGRESS_INTERVAL_SECONDS`, and at once whenever
+where the user stands changes; its message says it (position, expected wait, who has it).
 """
 
 from __future__ import annotations
@@ -32,16 +33,18 @@ from bridge.core.errors import (
     HandoffError,
     InvalidMessage,
     MessageTooLong,
+    NothingToChoose,
     RateLimited,
     TooManyWaiting,
 )
-from bridge.core.outcomes import HandoffResult
+from bridge.core.outcomes import HandoffResult, HandoffStatus
 from bridge.core.service import MAX_CONTEXT_CHARS
 from bridge.identity import for_mcp_session, for_username
 from bridge.mcp.caller import CALLER_SCOPE_KEY, SESSION_HEADER
 from bridge.mcp.caller import wired_services as find_services
-from bridge.notes import Vocabulary, worded
+from bridge.notes import Vocabulary, progress_line, worded
 from bridge.services import Services
+from bridge.store import WaitingChoice as Choice
 from bridge.tasks import cancel_and_wait
 
 #: The longest a tool call waits for an agent's reply. Many MCP clients (the MCP
@@ -53,7 +56,9 @@ PROGRESS_INTERVAL_SECONDS = 3.0
 T = TypeVar("T")
 
 #: The tools, as the notes name them.
-WORDS = Vocabulary(send="request_human_agent", replies="get_agent_replies")
+WORDS = Vocabulary(
+    send="request_human_agent", replies="get_agent_replies", choose="choose_next_step"
+)
 
 #: Who sessionless MCP requests are in the sandbox without authentication.
 SESSIONLESS_SANDBOX_USER = "mcp-sandbox-user"
@@ -69,23 +74,48 @@ class AgentOut(BaseModel):
     name: str = Field(description="The agent's name, as the support team gives it.")
 
 
+class WaitOut(BaseModel):
+    low: int = Field(description="Seconds: the short end of the usual wait.")
+    high: int = Field(description="Seconds: the long end of the usual wait.")
+
+
+class QueueOut(BaseModel):
+    position: int | None = Field(description="Place in line (1: next). null: not known.")
+    agents_available: int | None = Field(description="Agents of the queue available now.")
+    expected_wait_seconds: WaitOut | None = Field(
+        description="How long the queue's users usually waited for an agent lately; null "
+        "without enough history (never guess)."
+    )
+
+
+
+
 class HandoffStatusOut(BaseModel):
-    state: Literal["queued", "with_agent", "wrapping_up", "closed"] | None = Field(
+    state: (
+        Literal["queued", "with_agent", "wrapping_up", "closed", "after_hours", "no_agents"] | None
+    ) = Field(
         description="queued: waiting for an agent. with_agent: an agent took it. wrapping_up: "
-        "the agent ended the chat. closed: it ended. null: not known (never guess)."
+        "the agent ended the chat. closed: it ended. after_hours: the support team is closed "
+        "(see opens_at). no_agents: nobody is available now. null: not known (never guess)."
     )
     agent: AgentOut | None = Field(description="The agent who took the conversation.")
-    queue: dict[str, object] | None = Field(description="Place in the queue, when known.")
+    queue: QueueOut | None = Field(description="Place in the queue, when known.")
     closed_by: Literal["agent", "user", "timeout", "system", "lost"] | None = Field(
         description="Who ended it, when closed."
     )
     opens_at: str | None = Field(description="When the support team opens again (ISO 8601).")
+    choices: list[Choice] | None = Field(
+        description="Set when no agent accepted in time: ask the user, then call "
+        "choose_next_step with one of these."
+    )
+    choice: Choice | None = Field(description="What the user chose while waiting, if anything.")
 
 
 class HandoffOut(BaseModel):
-    status: Literal["answered", "waiting", "closed"] = Field(
+    status: Literal["answered", "waiting", "closed", "unavailable"] = Field(
         description="answered: replies are here. waiting: no reply yet. closed: the "
-        "conversation with the human ended."
+        "conversation with the human ended. unavailable: the support team is closed or "
+        "nobody is available, and nothing was sent (keep helping the user)."
     )
     replies: list[ReplyOut] = Field(description="Agent replies not shown before, oldest first.")
     note: str = Field(description="What to do next.")
@@ -178,17 +208,17 @@ class Handoff:
     ) -> HandoffToolResult:
         wired = self._services()
         identity, profile = self._caller(ctx, wired)
+        reporter = _Progress(ctx, self._wait_cap(wired))
         result = await _as_tool_errors(
-            _with_progress(
-                ctx,
+            reporter.during(
                 wired.handoff.send(
                     identity,
                     message,
                     context,
                     profile=profile,
                     wait_seconds=self._wait_cap(wired),
-                ),
-                self._wait_cap(wired),
+                    progress=reporter.heard,
+                )
             )
         )
         return await _delivered(wired, result)
@@ -219,8 +249,11 @@ class Handoff:
         identity, _profile = self._caller(ctx, wired)
         cap = self._wait_cap(wired)
         wait = cap if wait_seconds is None else min(wait_seconds, cap)
+        reporter = _Progress(ctx, wait)
         result = await _as_tool_errors(
-            _with_progress(ctx, wired.handoff.replies(identity, wait, after_id), wait)
+            reporter.during(
+                wired.handoff.replies(identity, wait, after_id, progress=reporter.heard)
+            )
         )
         return await _delivered(wired, result)
 
@@ -228,6 +261,23 @@ class Handoff:
         wired = self._services()
         identity, _profile = self._caller(ctx, wired)
         return await _delivered(wired, await _as_tool_errors(wired.handoff.end(identity)))
+
+    async def choose_next_step(
+        self,
+        choice: Annotated[
+            Choice,
+            Field(
+                description="What the user wants now that no agent has taken the "
+                "conversation: keep_waiting, leave_message (the team answers later), or "
+                "continue_with_assistant (the request to the team is withdrawn)."
+            ),
+        ],
+        ctx: Context[Any, Any],
+    ) -> HandoffToolResult:
+        wired = self._services()
+        identity, _profile = self._caller(ctx, wired)
+        result = await _as_tool_errors(wired.handoff.choose(identity, choice))
+        return await _delivered(wired, result)
 
 
 async def _delivered(wired: Services, result: HandoffResult) -> CallToolResult:
@@ -276,6 +326,12 @@ def _refusal(error: HandoffError) -> str:
             "This user already has several calls waiting for the agent's reply; wait for "
             f"them, or try again in {error.retry_after} seconds."
         )
+    if isinstance(error, NothingToChoose):
+        return (
+            "This user has no conversation waiting for an agent (none yet, an agent has it, "
+            "or it ended): there is nothing to choose. Call get_agent_replies to see where "
+            "it stands."
+        )
     if isinstance(error, Busy):
         return (
             "The support line is taking many new conversations right now: tell the user, "
@@ -284,23 +340,38 @@ def _refusal(error: HandoffError) -> str:
     return f"The request was refused: {error}."
 
 
-async def _with_progress(ctx: Context[Any, Any], work: Awaitable[T], total: float) -> T:
-    """Await ``work``, reporting progress every few seconds (a no-op without a token)."""
-    task = asyncio.ensure_future(work)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=PROGRESS_INTERVAL_SECONDS)
-            if done:
-                return task.result()
-            elapsed = loop.time() - started
-            await ctx.report_progress(
-                min(elapsed, total), total, "Waiting for a human agent to reply…"
-            )
-    finally:
-        if not task.done():
-            await cancel_and_wait([task])
+class _Progress:
+    """Progress notifications while a tool waits (no-ops without a progressToken): every
+    few seconds, and at once when where the user stands changes, its message saying it."""
+
+    def __init__(self, ctx: Context[Any, Any], total: float) -> None:
+        self._ctx = ctx
+        self._total = total
+        self._message = progress_line(HandoffStatus())
+        self._started = asyncio.get_running_loop().time()
+
+    async def heard(self, status: HandoffStatus) -> None:
+        message = progress_line(status)
+        if message != self._message:
+            self._message = message
+            await self._report()
+
+    async def _report(self) -> None:
+        elapsed = asyncio.get_running_loop().time() - self._started
+        await self._ctx.report_progress(min(elapsed, self._total), self._total, self._message)
+
+    async def during(self, work: Awaitable[T]) -> T:
+        """Await ``work``, reporting every PROGRESS_INTERVAL_SECONDS meanwhile."""
+        task = asyncio.ensure_future(work)
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=PROGRESS_INTERVAL_SECONDS)
+                if done:
+                    return task.result()
+                await self._report()
+        finally:
+            if not task.done():
+                await cancel_and_wait([task])
 
 
 DESCRIPTIONS = {
@@ -324,6 +395,12 @@ DESCRIPTIONS = {
         "End the user's conversation with the human agent, when the user says they are "
         "done with the human or wants to go back to the assistant. Returns any last "
         "replies. A later request_human_agent starts a new conversation."
+    ),
+    "choose_next_step": (
+        "Record what the user wants when no agent has taken the conversation in time (the "
+        "result's handoff.choices is set and its note asks): keep_waiting, leave_message "
+        "(the team answers later; fetch it with get_agent_replies when the user is back), or "
+        "continue_with_assistant (withdraws the request; Flex cancels it)."
     ),
 }
 
@@ -353,5 +430,14 @@ def register_tools(server: MCPServer[Any], bridge: Quart) -> None:
         description=DESCRIPTIONS["end_human_conversation"],
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
+        ),
+    )
+    server.add_tool(
+        handoff.choose_next_step,
+        name="choose_next_step",
+        title="Choose what happens while no agent has answered",
+        description=DESCRIPTIONS["choose_next_step"],
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=True, open_world_hint=True
         ),
     )

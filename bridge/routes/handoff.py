@@ -1,4 +1,5 @@
-"""The hand-off API: /send, /replies and /end, all answering ``{status, replies, note}``.
+"""The hand-off API: /send, /replies, /end and /choose, all answering ``{status, replies, note,
+handoff}``.
 
 Thin: who the caller is (:mod:`bridge.auth.caller`), the body or query read, the core
 called; its refusals become JSON errors in :mod:`bridge.errors`.
@@ -24,7 +25,7 @@ from bridge.store import NOTHING_SEEN
 handoff = Blueprint("handoff", __name__)
 
 #: The API's operations as the OpenAPI contract names them (what the model calls).
-WORDS = Vocabulary(send="sendMessage", replies="getReplies")
+WORDS = Vocabulary(send="sendMessage", replies="getReplies", choose="chooseNextStep")
 #: ``after``: a reply's id (a Twilio message SID), or "none" (no reply seen yet).
 AFTER = re.compile(rf"IM[0-9a-fA-F]{{32}}|{NOTHING_SEEN}")
 
@@ -109,3 +110,11 @@ async def get_replies(username: str) -> Response:
 async def end_conversation(username: str) -> Response:
     identity, _ = await identify(username)
     return answer(identity, await services().handoff.end(identity))
+
+
+@handoff.post("/choose/<username>")
+async def choose_next_step(username: str) -> Response:
+    """What the user chose once no agent accepted in time (see the note that asks)."""
+    identity, _ = await identify(username)
+    body = await _json_object()
+    return answer(identity, await services().handoff.choose(identity, body.get("choice")))

@@ -54,6 +54,11 @@ class Router(Protocol):
         """Whether Flex still has a live task (pending, reserved, assigned) for the
         conversation in the workspace."""
 
+    async def withdraw(self, sid: str) -> int:
+        """Cancel the conversation's tasks no agent has accepted (pending, reserved), so
+        Flex holds no orphan task once the user leaves; how many were canceled (0 as
+        well when the workspace is not known: nothing can be asked)."""
+
     async def check(self) -> list[RoutingCheck]:
         """Whether the routing settings can work where the bridge sends its calls."""
 
@@ -72,6 +77,19 @@ async def holds_live_task(flex: TwilioFlex, sid: str, workspace_sid: str) -> boo
     return bool(await flex.conversation_tasks(workspace_sid, sid, LIVE_TASK_STATES))
 
 
+#: Why the bridge cancels a task (TaskRouter keeps it as the task's reason).
+WITHDRAWN_REASON = "The user chose to continue with the assistant"
+
+
+async def withdraw_unaccepted(flex: TwilioFlex, sid: str, workspace_sid: str) -> int:
+    if not workspace_sid:
+        return 0
+    waiting = await flex.conversation_tasks(workspace_sid, sid, ("pending", "reserved"))
+    for task in waiting:
+        await flex.cancel_task(workspace_sid, task.sid, WITHDRAWN_REASON)
+    return len(waiting)
+
+
 def build_router(settings: Settings, twilio: TwilioClient) -> Router:
     if settings.routing == "interactions":
         from bridge.routing.interactions import InteractionsRouter
@@ -85,4 +103,6 @@ def build_router(settings: Settings, twilio: TwilioClient) -> Router:
         )
     from bridge.routing.studio import StudioRouter
 
-    return StudioRouter(twilio, settings.twilio_flow_sid, target_of(settings))
+    return StudioRouter(
+        twilio, settings.twilio_flow_sid, target_of(settings), settings.twilio_workspace_sid
+    )

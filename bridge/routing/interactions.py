@@ -13,7 +13,7 @@ from typing import Any
 
 from bridge.conversations import TwilioClient, TwilioError, TwilioRejected
 from bridge.logs import mask
-from bridge.routing import RoutingCheck, TaskDetails, holds_live_task
+from bridge.routing import RoutingCheck, TaskDetails, holds_live_task, withdraw_unaccepted
 
 #: TaskRouter refuses a task whose attributes exceed 16 KiB; Flex adds its own keys
 #: (conversationSid, flexInteractionSid, …) to ours, so ours keep well clear of it.
@@ -91,6 +91,9 @@ class InteractionsRouter:
 
     async def holds(self, sid: str, workspace_sid: str) -> bool:
         return await holds_live_task(self._twilio, sid, workspace_sid)
+
+    async def withdraw(self, sid: str) -> int:
+        return await withdraw_unaccepted(self._twilio, sid, self._workspace_sid)
 
     async def check(self) -> list[RoutingCheck]:
         """The workspace, its workflow and its task channel, as Twilio knows them."""

@@ -10,7 +10,7 @@ from typing import Any
 from bridge.config import SANDBOX_FLOW_SID
 from bridge.conversations import TwilioClient, TwilioError, TwilioRejected
 from bridge.logs import mask
-from bridge.routing import RoutingCheck, Target, TaskDetails, holds_live_task
+from bridge.routing import RoutingCheck, Target, TaskDetails, holds_live_task, withdraw_unaccepted
 
 FLOW_SID = re.compile(r"^FW[0-9a-fA-F]{32}$")
 #: The Trigger widget's transition for a message added to a conversation.
@@ -48,10 +48,14 @@ def send_to_flex_widget(definition: Mapping[str, Any]) -> Mapping[str, Any] | No
 
 
 class StudioRouter:
-    def __init__(self, twilio: TwilioClient, flow_sid: str, target: Target) -> None:
+    def __init__(
+        self, twilio: TwilioClient, flow_sid: str, target: Target, workspace_sid: str = ""
+    ) -> None:
+        """``workspace_sid``: Flex's TaskRouter workspace, when known (to cancel tasks)."""
         self._twilio = twilio
         self._flow_sid = flow_sid
         self._target = target
+        self._workspace_sid = workspace_sid
 
     async def route(
         self, sid: str, *, webhooks: Sequence[str] | None, details: TaskDetails
@@ -62,6 +66,9 @@ class StudioRouter:
 
     async def holds(self, sid: str, workspace_sid: str) -> bool:
         return await holds_live_task(self._twilio, sid, workspace_sid)
+
+    async def withdraw(self, sid: str) -> int:
+        return await withdraw_unaccepted(self._twilio, sid, self._workspace_sid)
 
     async def check(self) -> list[RoutingCheck]:
         """The SID's form, then the flow as Studio has it: published, and its Incoming

@@ -82,7 +82,9 @@ async def test_a_waiting_call_returns_when_an_agent_takes_the_conversation(
         again = await core.wired.handoff.replies(who, 0.3)
         assert again.outcome == "waiting" and again.handoff.agent_name == "Alex Doe"
         # No longer "no agent has replied yet": the note says who has the conversation.
-        said = worded(again, Vocabulary(send="sendMessage", replies="getReplies"))["note"]
+        said = worded(
+            again, Vocabulary(send="sendMessage", replies="getReplies", choose="chooseNextStep")
+        )["note"]
         assert isinstance(said, str)
         assert said.startswith("Alex Doe from the support team has the conversation")
         assert "getReplies" in said

@@ -203,7 +203,21 @@ async def task_queue_real_time_statistics(ws_sid: str, sid: str) -> Response:
 async def task_queue_cumulative_statistics(ws_sid: str, sid: str) -> Response:
     ws = _workspace(ws_sid)
     start, end = _window()
-    return jsonify(resources.queue_cumulative(ws, _base(), _queue(ws, sid), start, end))
+    thresholds = _thresholds(request.args.get("SplitByWaitTime"))
+    return jsonify(resources.queue_cumulative(ws, _base(), _queue(ws, sid), start, end, thresholds))
+
+
+def _thresholds(raw: str | None) -> list[int]:
+    """SplitByWaitTime: comma-separated whole seconds."""
+    if not raw:
+        return []
+    try:
+        found = [int(piece) for piece in raw.split(",")]
+    except ValueError:
+        raise invalid("SplitByWaitTime must list whole seconds, comma-separated") from None
+    if any(t < 0 for t in found):
+        raise invalid("SplitByWaitTime thresholds must not be negative")
+    return found
 
 
 def _window() -> tuple[datetime, datetime]:

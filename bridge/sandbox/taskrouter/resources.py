@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -293,10 +294,39 @@ def _durations(values: list[float]) -> dict[str, int]:
     }
 
 
+def _split(
+    thresholds: list[int], accepted: list[float], canceled: list[float]
+) -> dict[str, Any] | None:
+    """Tasks canceled and reservations accepted below and above each threshold (seconds
+    waited), keyed by the threshold as TaskRouter keys them."""
+    if not thresholds:
+        return None
+
+    def side(keep: Callable[[float], bool]) -> dict[str, int]:
+        return {
+            "tasks_canceled": sum(1 for w in canceled if keep(w)),
+            "reservations_accepted": sum(1 for w in accepted if keep(w)),
+        }
+
+    split: dict[str, Any] = {}
+    for threshold in thresholds:
+        split[str(threshold)] = {
+            "below": side(lambda waited: waited < threshold),  # noqa: B023 - called at once
+            "above": side(lambda waited: waited >= threshold),  # noqa: B023
+        }
+    return split
+
+
 def queue_cumulative(
-    ws: Workspace, base: str, queue: TaskQueue, start: datetime, end: datetime
+    ws: Workspace,
+    base: str,
+    queue: TaskQueue,
+    start: datetime,
+    end: datetime,
+    thresholds: list[int] | None = None,
 ) -> dict[str, Any]:
-    """What happened in the queue between ``start`` and ``end``, counted from records."""
+    """What happened in the queue between ``start`` and ``end``, counted from records;
+    split at ``thresholds`` (SplitByWaitTime)."""
     kept: list[Record] = [
         r for r in ws.records if r.queue_sid == queue.sid and start <= r.at <= end
     ]
@@ -317,7 +347,7 @@ def queue_cumulative(
         "reservations_timed_out": count("reservation.timeout"),
         "reservations_canceled": count("reservation.canceled"),
         "reservations_rescinded": count("reservation.rescinded"),
-        "split_by_wait_time": None,
+        "split_by_wait_time": _split(thresholds or [], accepted, canceled),
         "task_queue_sid": queue.sid,
         "wait_duration_until_accepted": _durations(accepted),
         "wait_duration_until_canceled": _durations(canceled),

@@ -19,6 +19,7 @@ from bridge.store import (
     OperationalCounts,
     OutboxRow,
     Progress,
+    WaitingChoice,
 )
 from bridge.stores.sqlite.connection import SqliteConnection, now_text
 
@@ -131,6 +132,14 @@ class HandoffTables(SqliteConnection):
             )
             if changed:
                 return True
+
+    async def set_choice(self, conversation_id: int, choice: WaitingChoice) -> bool:
+        chosen = await self.fetch(
+            "UPDATE conversations SET choice = ?, choice_at = ?"
+            " WHERE id = ? AND state != 'closed' RETURNING id",
+            (choice, now_text(), conversation_id),
+        )
+        return bool(chosen)
 
     async def open_conversations(self) -> list[ConversationRow]:
         rows = await self.fetch(
