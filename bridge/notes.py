@@ -118,11 +118,17 @@ def _waiting(status: HandoffStatus) -> str:
     if status.choice == "leave_message":
         return _LEFT_MESSAGE
     if status.state == "after_hours":
-        return _AFTER_HOURS.format(opens=_opens(status.opens_at)) + _TAKEN.format(
-            when="once they open", replies="{replies}"
+        return (
+            _AFTER_HOURS.format(opens=_opens(status.opens_at))
+            + _in_line(status)
+            + _TAKEN.format(when="once they open", replies="{replies}")
         )
     if status.state == "no_agents":
-        return _NO_AGENTS + _TAKEN.format(when="as soon as one is free", replies="{replies}")
+        return (
+            _NO_AGENTS
+            + _in_line(status)
+            + _TAKEN.format(when="as soon as one is free", replies="{replies}")
+        )
     if status.queue is None:
         return _NOTES["waiting"]
     return (

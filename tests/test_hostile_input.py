@@ -108,7 +108,7 @@ BODY_TYPES = st.sampled_from(
 )
 
 
-@pytest.mark.parametrize("path", ["/send/{username}", "/end/{username}"])
+@pytest.mark.parametrize("path", ["/send/{username}", "/end/{username}", "/choose/{username}"])
 @given(body=st.binary(max_size=200), content_type=BODY_TYPES)
 @HYPOTHESIS
 def test_raw_bodies_keep_the_contract(

@@ -27,6 +27,8 @@ WAIT_THRESHOLDS = (30, 60, 120, 180, 300, 600, 900, 1200, 1800, 3600)
 #: How far back the wait history looks, and how many accepted tasks make it worth quoting.
 HISTORY_MINUTES = 60
 MIN_HISTORY = 5
+#: The history changes slowly: read once every this many refreshes (a minute by default).
+HISTORY_EVERY_REFRESHES = 12
 
 
 @dataclass(frozen=True)
@@ -77,13 +79,12 @@ class QueueWatch:
         workspace_sid: str,
         *,
         refresh_seconds: float = 5.0,
-        history_seconds: float = 60.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self._flex = flex
         self._workspace = workspace_sid
         self._refresh = refresh_seconds
-        self._history_every = history_seconds
+        self._history_every = refresh_seconds * HISTORY_EVERY_REFRESHES
         self._clock = clock or (lambda: asyncio.get_running_loop().time())
         self._watched: Counter[str] = Counter()
         self._snapshot = _Snapshot()

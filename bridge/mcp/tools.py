@@ -88,8 +88,6 @@ class QueueOut(BaseModel):
     )
 
 
-
-
 class HandoffStatusOut(BaseModel):
     state: (
         Literal["queued", "with_agent", "wrapping_up", "closed", "after_hours", "no_agents"] | None
