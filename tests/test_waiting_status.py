@@ -42,13 +42,14 @@ def complete(twilio: Client, task_sid: str) -> None:
     workspace(twilio).tasks(task_sid).update(assignment_status="completed")
 
 
+def pending_offers(twilio: Client, worker_sid: str) -> list[Any]:
+    reservations = workspace(twilio).workers(worker_sid).reservations
+    return list(reservations.list(reservation_status="pending"))
+
+
 async def offered(twilio: Client, worker_sid: str) -> None:
     for _ in range(100):
-        ws = workspace(twilio)
-        pending = await asyncio.to_thread(
-            lambda: ws.workers(worker_sid).reservations.list(reservation_status="pending")
-        )
-        if pending:
+        if await asyncio.to_thread(pending_offers, twilio, worker_sid):
             return
         await asyncio.sleep(0.05)
     raise AssertionError("no offer reached the worker")
