@@ -13,6 +13,7 @@ from quart import Quart
 
 from bridge.app import create_app
 from bridge.config import Settings
+from bridge.core.hours import hours_now
 from bridge.mcp.app import MCP_PATH, create_mcp_app
 
 Scope = dict[str, Any]
@@ -216,4 +217,5 @@ def _sandbox(settings: Settings) -> ASGIApp:
         # As an operator sets it once in the Console (docs/flex-setup.md).
         event_callback_url=settings.taskrouter_event_url if settings.webhooks else None,
         flow_sid=settings.twilio_flow_sid or None,
+        hours=hours_now(settings.business_hours) if settings.business_hours else None,
     )

@@ -12,6 +12,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -388,6 +389,29 @@ async def test_new_message_appears_in_an_open_page_within_a_second(
         await expect(page.locator(".queue-latest-body")).to_have_text("second message")
         await waiting
     assert elapsed < 1.0, f"the new message took {elapsed:.2f}s to appear"
+
+
+async def test_the_desk_and_the_user_agree_on_line_and_hours(
+    make_server: ServerFactory, browser: Browser
+) -> None:
+    today = datetime.now(UTC).date()
+    hours = f"UTC; Mon-Sun 00:00-24:00; closed {today}, {today + timedelta(days=1)}"
+    server = make_server(BUSINESS_HOURS=hours, QUEUE_REFRESH_SECONDS="0.2")
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        await send(client, "nora", "first")
+        second = await send(client, "omar", "second")
+        assert second["handoff"]["state"] == "after_hours"
+        page = await open_console(browser, server, DESKTOP)
+        banner = page.locator("#hours")
+        await expect(banner).to_be_visible()
+        await expect(banner).to_contain_text("Outside business hours")
+        desk = (await client.get(f"{CONSOLE_API}/desk")).json()
+        assert desk["hours"] == {"open": False, "opens_at": second["handoff"]["opens_at"]}
+        # The same place in line on both sides.
+        omar = (await client.get("/replies/omar", params={"wait": "0.5"})).json()
+        position = omar["handoff"]["queue"]["position"]
+        assert position == 2
+        await expect(page.locator(".queue-item").nth(1)).to_contain_text(f"#{position} in")
 
 
 async def test_phone_sized_console_works_from_the_keyboard(

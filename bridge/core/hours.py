@@ -13,8 +13,10 @@ both sets of ranges.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -56,6 +58,22 @@ class BusinessHours:
                 if opening > local:
                     return opening.astimezone(UTC)
         return None
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def hours_now(hours: BusinessHours) -> Callable[[], dict[str, Any]]:
+    """Whether the team is open now and when it opens next, as JSON (the agent desktop
+    shows it)."""
+
+    def now() -> dict[str, Any]:
+        moment = datetime.now(UTC)
+        opening = hours.opens_at(moment)
+        return {"open": hours.is_open(moment), "opens_at": iso(opening) if opening else None}
+
+    return now
 
 
 def _clock(minutes: int) -> time:

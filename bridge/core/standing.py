@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from bridge.core.hours import BusinessHours
+from bridge.core.hours import BusinessHours, iso
 from bridge.core.outcomes import HandoffState, HandoffStatus
 from bridge.core.queue_watch import QueueWatch
 from bridge.store import WAITING_CHOICES, ConversationRow
@@ -21,10 +21,6 @@ class WaitPolicy:
     hours: BusinessHours | None = None
     assignment_timeout_seconds: float | None = None
     unavailable_policy: str = "take_message"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Standing:
@@ -92,4 +88,4 @@ class Standing:
         if hours is None or hours.is_open(now):
             return False, None
         opening = hours.opens_at(now)
-        return True, _iso(opening) if opening is not None else None
+        return True, iso(opening) if opening is not None else None

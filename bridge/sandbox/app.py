@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from quart import Quart, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -46,6 +48,7 @@ def create_sandbox_app(
     workflow_sid: str | None = None,
     event_callback_url: str | None = None,
     flow_sid: str | None = None,
+    hours: Callable[[], dict[str, Any]] | None = None,
 ) -> Quart:
     """The emulator, its controls, the agent console and the development OpenID Connect
     provider (``/sandbox/idp``), as an ASGI app of its own.
@@ -65,6 +68,9 @@ def create_sandbox_app(
     default); ``event_callback_url`` is its EventCallbackUrl from the start, as an operator
     sets it once in the Console. ``flow_sid`` fixes the SID of Studio's published flow that
     sends conversations to Flex.
+
+    ``hours`` says whether the support team is open now (``{"open": …, "opens_at": …}``),
+    for the agent desktop to show beside the queue; None: no hours are kept.
     """
     app = Quart(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -76,6 +82,7 @@ def create_sandbox_app(
     app.config["SANDBOX_FAULTS"] = Faults()
     app.config["SANDBOX_STATS"] = Stats.empty()
     app.config["SANDBOX_IDP"] = IdentityProvider(idp_clients)
+    app.config["SANDBOX_HOURS"] = hours
     app.config["SANDBOX_WEBHOOK_TARGETS"] = webhook_targets or WebhookTargets(loopback=True)
     app.register_blueprint(api)
     app.register_blueprint(taskrouter_api)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +133,7 @@ async def page() -> Response:
 
 @console.get("/console/desk")
 async def desk_state() -> Response:
-    return jsonify(desk_snapshot(_flex()))
+    return jsonify(desk_snapshot(_flex(), _hours()))
 
 
 @console.get("/console/conversations/<sid>")
@@ -153,13 +153,22 @@ async def transcript(sid: str) -> Response:
 async def events() -> Response:
     """The desk as Server-Sent Events: a snapshot now, then one after every change."""
     closing: asyncio.Event = current_app.config["SANDBOX_CONSOLE_CLOSING"]
-    response = Response(_stream(_flex(), closing), mimetype="text/event-stream")
+    hours = current_app.config.get("SANDBOX_HOURS")
+    response = Response(_stream(_flex(), closing, hours), mimetype="text/event-stream")
     response.headers["X-Accel-Buffering"] = "no"
     response.timeout = None  # the stream bounds itself
     return response
 
 
-async def _stream(flex: Flex, closing: asyncio.Event) -> AsyncIterator[bytes]:
+def _hours() -> dict[str, Any] | None:
+    """Whether the support team is open now, when the bridge keeps business hours."""
+    hours: Callable[[], dict[str, Any]] | None = current_app.config.get("SANDBOX_HOURS")
+    return hours() if hours is not None else None
+
+
+async def _stream(
+    flex: Flex, closing: asyncio.Event, hours: Callable[[], dict[str, Any]] | None
+) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + STREAM_SECONDS
     yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
@@ -167,7 +176,7 @@ async def _stream(flex: Flex, closing: asyncio.Event) -> AsyncIterator[bytes]:
     while not closing.is_set():
         # Take the event before reading, so a change made in between still wakes us.
         changed = flex.account.changed
-        snapshot = desk_snapshot(flex)
+        snapshot = desk_snapshot(flex, hours() if hours is not None else None)
         shown = {k: v for k, v in snapshot.items() if k != "server_time"}
         if shown != sent:
             sent = shown

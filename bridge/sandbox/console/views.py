@@ -28,9 +28,10 @@ STATUS_LABELS = {
 HELD = ("accepted", "wrapping", "completed")
 
 
-def desk_snapshot(flex: Flex) -> dict[str, Any]:
+def desk_snapshot(flex: Flex, hours: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything the desktop shows: conversations (waiting first, in the order TaskRouter
-    offers them; then with an agent; then closed, most recent first), agents, offers."""
+    offers them; then with an agent; then closed, most recent first), agents, offers, and
+    the business hours (``{"open", "opens_at"}``; None when none are kept)."""
     routed = [c for c in flex.account.conversations.values() if flex.task_of(c.sid) is not None]
     positions = _positions(flex)
     order = {"waiting": 0, "assigned": 1, "wrapping": 1}
@@ -49,6 +50,7 @@ def desk_snapshot(flex: Flex) -> dict[str, Any]:
     workspace = flex.workspace
     return {
         "server_time": iso(now()),
+        "hours": hours,
         "conversations": [summary(flex, c, positions) for c in routed],
         "agents": [
             {

@@ -21,6 +21,7 @@
     activity: byId("activity"),
     signOut: byId("sign-out"),
     deskError: byId("desk-error"),
+    hours: byId("hours"),
     offersBox: byId("offers-box"),
     offers: byId("offers"),
     layout: byId("layout"),
@@ -51,6 +52,7 @@
     order: [],
     agents: new Map(), // worker sid -> { sid, name, activity }
     offers: [], // open offers (pending reservations), every agent's
+    hours: null, // { open, opens_at } when the bridge keeps business hours
     selected: null, // sid of the open conversation
     shown: null, // { sid, lastIndex, key } of what the transcript shows
     clockOffset: 0, // server time minus local time, in milliseconds
@@ -202,6 +204,7 @@
     state.order = snapshot.conversations.map((c) => c.sid);
     state.agents = new Map(snapshot.agents.map((a) => [a.sid, a]));
     state.offers = snapshot.offers;
+    state.hours = snapshot.hours;
     if (state.me && !state.agents.has(state.me.sid)) {
       // The sandbox restarted and forgot this agent: sign in again under the same name.
       const name = state.me.name;
@@ -222,7 +225,22 @@
     }
   }
 
+  // Outside business hours the bridge tells waiting users when the team opens; so does
+  // the desk (until that time comes, even if nothing else changes meanwhile).
+  function renderHours() {
+    const hours = state.hours;
+    const opensAt = hours && hours.opens_at ? Date.parse(hours.opens_at) : null;
+    const closed = hours && !hours.open && (opensAt === null || serverNow() < opensAt);
+    els.hours.hidden = !closed;
+    if (closed) {
+      els.hours.textContent = opensAt
+        ? `Outside business hours: users are told the team opens ${fullTime(hours.opens_at)}.`
+        : "Outside business hours: users are told the team is closed.";
+    }
+  }
+
   function renderDesk() {
+    renderHours();
     renderOffers();
     renderQueue();
     renderConversation();
@@ -695,6 +713,7 @@
     }
     const conv = state.selected && state.conversations.get(state.selected);
     if (conv) els.chatMeta.textContent = chatMeta(conv);
+    renderHours();
   }, 1000);
 
   window.addEventListener("hashchange", () => {
