@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import calls, disconnects, faults, latency, procs, throughput, waiters
+from bench import calls, disconnects, faults, latency, procs, queue, throughput, waiters
 from bench.harness import ScenarioFailed
 from bench.plot import latency_cdf
 
@@ -35,6 +35,7 @@ SCENARIOS: dict[str, Scenario] = {
     "throughput": throughput.run,
     "faults": faults.run,
     "disconnects": disconnects.run,
+    "queue": queue.run,
 }
 
 
@@ -210,6 +211,18 @@ def summary(results: dict[str, Any]) -> list[str]:
                     f"each: lost {d['lost']}, shown twice {d['shown_twice']}"
                 )
             lines.append(f"[disconnects] target with after 0 lost / 0 twice: {met(block)}")
+        elif name == "queue":
+            for key in ("few", "many"):
+                q = block[key]
+                lines.append(
+                    f"[queue] {q['users']} users waiting in one queue: "
+                    f"{q['queue_calls_per_minute']} TaskRouter calls per minute "
+                    f"({q['queue_calls']}), {q['answers']} answers, "
+                    f"{q['answers_without_position']} without a position"
+                )
+            lines.append(
+                f"[queue] ratio many/few {block['calls_ratio_many_to_few']}: {met(block)}"
+            )
     return lines
 
 

@@ -24,6 +24,8 @@ SOURCE = ROOT
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "sandbox-auth-token"  # noqa: S105 - a documented, local-only value
 FLOW_SID = "FW" + "0" * 32
+#: The emulator's Flex workspace (the bridge reads queue figures only when told it).
+WORKSPACE_SID = "WS" + "0" * 32
 BRIDGE_SECRET = "bench-secret-" + "b" * 40
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -197,6 +199,9 @@ def bridge(
         "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
         "TWILIO_FLOW_SID": FLOW_SID,
         "TWILIO_API_BASE_URL": f"{emulator_url}/sandbox/twilio",
+        "TWILIO_TASKROUTER_API_BASE_URL": f"{emulator_url}/sandbox/taskrouter",
+        "TWILIO_FLEX_API_BASE_URL": f"{emulator_url}/sandbox/flex",
+        "TWILIO_STUDIO_API_BASE_URL": f"{emulator_url}/sandbox/studio",
         "BRIDGE_SECRET": BRIDGE_SECRET,
         "HOST": "127.0.0.1",
         "PORT": str(port),
