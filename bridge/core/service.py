@@ -291,8 +291,14 @@ class HandoffService:
             await self._store.set_choice(latest.id, chosen)
         if chosen == "continue_with_assistant":
             assert latest.sid is not None  # waiting for an agent: routed, so it has one
-            # Canceled first: a task left behind a closed conversation would still ring.
-            await self._router.withdraw(latest.sid)
+            # Said first: the cancel's event may close the conversation before we do.
+            await self._store.mark_closing(latest.id, "user")
+            try:
+                # Canceled first: a task left behind a closed conversation would still ring.
+                await self._router.withdraw(latest.sid)
+            except TwilioError:
+                await self._store.mark_closing(latest.id, None)
+                raise
             return await self.end(identity)
         return await self._waiters.collect(identity, 0)
 
