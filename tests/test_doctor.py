@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiosqlite
@@ -27,6 +28,7 @@ from bridge.doctor import (
     CHECK_NAMES,
     CheckResult,
     check_routing,
+    check_settings,
     exit_code,
     is_under,
     mask,
@@ -84,6 +86,8 @@ async def test_every_check_passes_against_a_running_sandbox(start_bridge: Starte
     checks = by_name(results)
     assert "sandbox" in checks["settings"].detail
     assert "AUTH_MODE=none" in checks["settings"].detail
+    assert "hours: always open" in checks["settings"].detail
+    assert "UNAVAILABLE_POLICY=take_message" in checks["settings"].detail
     assert str(server.settings.database_path) in checks["database"].detail
     report = render(results)
     assert "✓ settings" in report
@@ -299,6 +303,16 @@ async def test_malformed_setting_fails_settings_and_skips_the_rest(tmp_path: Pat
     assert all(checks[name].status == "skip" for name in CHECK_NAMES[1:])
     assert exit_code(results) == 1
     assert not (tmp_path / "bridge.db").exists()
+
+
+def test_settings_say_what_waiting_users_are_told() -> None:
+    today = datetime.now(UTC).date()
+    hours = f"UTC; Mon-Sun 00:00-24:00; closed {today}, {today + timedelta(days=1)}"
+    env = {"BUSINESS_HOURS": hours, "ASSIGNMENT_TIMEOUT_SECONDS": "off"}
+    detail = check_settings(load_settings(env)).detail
+    assert f"hours: closed now, opens {today + timedelta(days=2)}T00:00:00Z" in detail
+    assert "choice after never (off)" in detail
+    assert "queue figures from WS00…0000" in detail  # the sandbox's workspace, masked
 
 
 async def test_missing_setting_names_the_variable(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from bridge.conversations import (
     TwilioRejected,
     TwilioUnavailable,
 )
+from bridge.core.hours import hours_now
 from bridge.core.inbox import TASK_EVENTS
 from bridge.doctor.results import (
     PROBE_CONVERSATION_SID,
@@ -52,9 +53,32 @@ def check_settings(settings: Settings) -> CheckResult:
     secret = "set" if settings.bridge_secret else "kept in the store (sandbox)"
     detail = (
         f"{mode_of(settings)}; account {mask(settings.twilio_account_sid)}; {auth_detail}; "
-        f"webhooks {'on' if settings.webhooks else 'off'}; BRIDGE_SECRET {secret}"
+        f"webhooks {'on' if settings.webhooks else 'off'}; BRIDGE_SECRET {secret}; "
+        f"{_waiting_detail(settings)}"
     )
     return passed("settings", detail)
+
+
+def _waiting_detail(settings: Settings) -> str:
+    """What waiting users are told: hours now, the policy, the timeout, queue figures."""
+    hours = settings.business_hours
+    if hours is None:
+        said = "always open (no BUSINESS_HOURS)"
+    else:
+        now = hours_now(hours)()
+        said = (
+            "open now"
+            if now["open"]
+            else f"closed now, opens {now['opens_at'] or 'not within a year'}"
+        )
+    timeout = settings.assignment_timeout_seconds
+    workspace = settings.twilio_workspace_sid
+    figures = f"from {mask(workspace)}" if workspace else "off (no TWILIO_WORKSPACE_SID)"
+    return (
+        f"hours: {said}; UNAVAILABLE_POLICY={settings.unavailable_policy}; "
+        f"choice after {f'{timeout:g} s' if timeout else 'never (off)'}; "
+        f"queue figures {figures}"
+    )
 
 
 def _rejected_fix(settings: Settings, error: TwilioRejected) -> str:
