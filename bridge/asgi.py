@@ -13,7 +13,7 @@ from quart import Quart
 
 from bridge.app import create_app
 from bridge.config import Settings
-from bridge.core.hours import hours_now
+from bridge.hours import hours_now
 from bridge.mcp.app import MCP_PATH, create_mcp_app
 
 Scope = dict[str, Any]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bridge.core.hours import BusinessHours, HoursError, parse_hours
+from bridge.hours import BusinessHours, HoursError, parse_hours
 
 #: Credentials the embedded sandbox accepts when no real ones are configured. They only
 #: ever open the local emulator, so they are safe to print and document.

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from bridge.core.hours import BusinessHours, iso
 from bridge.core.outcomes import HandoffState, HandoffStatus
 from bridge.core.queue_watch import QueueWatch
+from bridge.hours import BusinessHours, iso
 from bridge.store import WAITING_CHOICES, ConversationRow
 
 

@@ -21,7 +21,6 @@ from bridge.conversations import (
     TwilioRejected,
     TwilioUnavailable,
 )
-from bridge.core.hours import hours_now
 from bridge.core.inbox import TASK_EVENTS
 from bridge.doctor.results import (
     PROBE_CONVERSATION_SID,
@@ -35,6 +34,7 @@ from bridge.doctor.results import (
     shown_url,
     skipped,
 )
+from bridge.hours import hours_now
 from bridge.logs import mask
 from bridge.routing import Router
 from bridge.services import connect_twilio

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bridge.config import ConfigError, load_settings
-from bridge.core.hours import HoursError, parse_hours
+from bridge.hours import HoursError, parse_hours
 
 LONDON = "Europe/London; Mon-Fri 09:00-12:00,13:00-17:30; Sat 10:00-14:00; closed 2026-12-25"
 
