@@ -48,7 +48,8 @@ class Standing:
         elif standing is not None and standing.agents_available == 0:
             state = "no_agents"
         due = self.choices_due_at(row)
-        offered = due is not None and now >= due
+        # After hours the user was told when to expect an answer: nothing to choose.
+        offered = due is not None and now >= due and state != "after_hours"
         return replace(
             base,
             state=state,

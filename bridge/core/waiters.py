@@ -197,8 +197,9 @@ class Waiters:
         choice, or (for someone hearing progress) to the queue's next figures."""
         nap = remaining
         due = self._standing.choices_due_at(latest)
-        if due is not None and status.waiting_for_agent and not status.choices:
-            nap = min(nap, max(0.0, (due - datetime.now(UTC)).total_seconds()) + 0.05)
+        until_due = (due - datetime.now(UTC)).total_seconds() if due is not None else -1.0
+        if until_due > 0 and status.waiting_for_agent and not status.choices:
+            nap = min(nap, until_due + 0.05)
         queue = self._standing.queue
         if progress is not None and queue is not None and status.waiting_for_agent:
             nap = min(nap, queue.refresh_seconds)

@@ -281,3 +281,14 @@ async def test_a_waiting_call_hears_its_position_change(make_core: CoreFactory) 
         await core.wired.handoff.replies(who, 3, progress=progress)
         known = [p for p in heard if p is not None]
         assert known[:2] == [2, 1]  # second, then first in line
+
+
+async def test_after_hours_nobody_is_asked_to_choose(make_core: CoreFactory) -> None:
+    async with make_core(
+        **FAST, BUSINESS_HOURS=closed_today(), ASSIGNMENT_TIMEOUT_SECONDS="0.5"
+    ) as core:
+        who = core.identity("ann")
+        await core.wired.handoff.send(who, "hello", wait_seconds=0)
+        later = await core.wired.handoff.replies(who, 1.2)
+        assert later.outcome == "waiting"  # the whole wait: no early return to choose
+        assert later.handoff.state == "after_hours" and later.handoff.choices == ()
