@@ -1,4 +1,4 @@
-"""Scenario h: what telling waiting users where they stand costs in Twilio calls.
+"""Scenario g: what telling waiting users where they stand costs in Twilio calls.
 
 Users wait in one TaskRouter queue (no agent signed in), each keeping a
 ``/replies?wait=30`` call open back to back; the emulator counts the bridge's TaskRouter
