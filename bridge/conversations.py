@@ -142,11 +142,11 @@ class TaskInfo:
 
 @dataclass(frozen=True)
 class WaitingTask:
-    """A task waiting for an agent (pending, or offered: reserved), in queue order."""
+    """A task waiting for an agent (pending, or offered: reserved), in queue order. A list
+    of tasks carries no attributes (Twilio shows them on a fetch only): no conversation."""
 
     sid: str
     queue_sid: str
-    conversation_sid: str | None  # its ``conversationSid`` attribute, when Flex set one
     assignment_status: str
 
 
@@ -167,8 +167,8 @@ class QueueHistory:
 
     queue_sid: str
     accepted: int
-    shortest_wait: int
-    longest_wait: int
+    shortest_wait: int | None  # None: TaskRouter did not say
+    longest_wait: int | None
     accepted_below: dict[int, int]
 
 
@@ -210,7 +210,7 @@ class TwilioFlex(Protocol):
 
     async def waiting_tasks(self, workspace_sid: str, page_size: int = 1000) -> list[WaitingTask]:
         """The workspace's pending and reserved tasks, in TaskRouter's offer order
-        (priority, then age): every page."""
+        (priority, then virtual start time): every page."""
 
     async def queue_now(self, workspace_sid: str, queue_sid: str) -> QueueNow: ...
 
@@ -252,24 +252,26 @@ def _iso(value: Any) -> str:
     return str(value) if value else ""
 
 
-def _conversation_of(attributes: Any) -> str | None:
-    """The conversation a Flex task routes (its ``conversationSid`` attribute)."""
-    try:
-        parsed = json.loads(attributes) if isinstance(attributes, str) else attributes
-    except ValueError:
-        return None
-    sid = parsed.get("conversationSid") if isinstance(parsed, dict) else None
-    return sid if isinstance(sid, str) else None
+def _whole(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) else None
 
 
 def _accepted_below(split: Any) -> dict[int, int]:
-    """TaskRouter's ``split_by_wait_time`` ({"60": {"below": {...}, "above": {...}}}) as
-    reservations accepted below each threshold."""
+    """TaskRouter's ``split_by_wait_time`` ({"60": {"below": {...}, "above": {...}}}, or a
+    list of such objects) as reservations accepted below each threshold; what cannot be
+    read is left out."""
+    if isinstance(split, dict):
+        entries = list(split.items())
+    elif isinstance(split, list):
+        entries = [pair for item in split if isinstance(item, dict) for pair in item.items()]
+    else:
+        entries = []
     found: dict[int, int] = {}
-    for threshold, sides in (split or {}).items():
+    for threshold, sides in entries:
         below = sides.get("below") if isinstance(sides, dict) else None
-        if str(threshold).isdigit() and isinstance(below, dict):
-            found[int(threshold)] = int(below.get("reservations_accepted") or 0)
+        accepted = below.get("reservations_accepted") if isinstance(below, dict) else None
+        if str(threshold).isdigit() and isinstance(accepted, int):
+            found[int(threshold)] = accepted
     return found
 
 
@@ -592,16 +594,13 @@ class ConversationsClient:
             "list_waiting_tasks",
             tasks.list_async(
                 assignment_status=["pending", "reserved"],
-                ordering="Priority:desc,DateCreated:asc",
+                # TaskRouter offers by priority, then virtual start time (creation,
+                # unless a transfer or requeue moved it).
+                ordering="Priority:desc,VirtualStartTime:asc",
                 page_size=page_size,
             ),
         )
-        return [
-            WaitingTask(
-                t.sid, t.task_queue_sid, _conversation_of(t.attributes), t.assignment_status
-            )
-            for t in found
-        ]
+        return [WaitingTask(t.sid, t.task_queue_sid, t.assignment_status) for t in found]
 
     async def queue_now(self, workspace_sid: str, queue_sid: str) -> QueueNow:
         queue = self._client.taskrouter.v1.workspaces(workspace_sid).task_queues(queue_sid)
@@ -624,12 +623,13 @@ class ConversationsClient:
                 minutes=minutes, split_by_wait_time=",".join(str(t) for t in thresholds)
             ),
         )
-        waits = stats.wait_duration_until_accepted or {}
+        waits = stats.wait_duration_until_accepted
+        waits = waits if isinstance(waits, dict) else {}
         return QueueHistory(
             queue_sid,
             int(stats.reservations_accepted or 0),
-            int(waits.get("min") or 0),
-            int(waits.get("max") or 0),
+            _whole(waits.get("min")),
+            _whole(waits.get("max")),
             _accepted_below(stats.split_by_wait_time),
         )
 

@@ -54,9 +54,13 @@ class BusinessHours:
             if day in self.holidays:
                 continue
             for start, _end in self.week[day.weekday()]:
-                opening = datetime.combine(day, _clock(start), self.zone)
-                if opening > local:
-                    return opening.astimezone(UTC)
+                # When clocks go back a local time comes twice (fold 0, then 1): compared
+                # as instants, the first still to come.
+                local_start = datetime.combine(day, _clock(start), self.zone)
+                instants = sorted(local_start.replace(fold=f).astimezone(UTC) for f in (0, 1))
+                coming = [instant for instant in instants if instant > at]
+                if coming:
+                    return coming[0]
         return None
 
 

@@ -95,6 +95,7 @@ def build_handoff(
             twilio,
             settings.twilio_workspace_sid,
             refresh_seconds=settings.queue_refresh_seconds,
+            remember=store.set_task_sid,
         )
         if settings.twilio_workspace_sid
         else None

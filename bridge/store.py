@@ -59,6 +59,8 @@ class ConversationRow:
     agent_name: str | None = None
     choice: WaitingChoice | None = None
     choice_at: str | None = None
+    #: The TaskRouter task routing it, once known.
+    task_sid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,9 @@ class Store(Protocol):
     ) -> bool:
         """Move an open conversation's progress forward (or name the agent it is with,
         after a transfer); True if anything changed. A late, earlier step is ignored."""
+
+    async def set_task_sid(self, sid: str, task_sid: str) -> None:
+        """Remember the task routing the conversation with this SID (the newest wins)."""
 
     async def set_choice(self, conversation_id: int, choice: WaitingChoice) -> bool:
         """Record what the user chose while no agent had accepted (and when), unless the

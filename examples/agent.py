@@ -84,7 +84,8 @@ def main() -> int:
 
     if args.action == "list":
         for task in ws.tasks.list(limit=20):
-            attributes = json.loads(task.attributes)
+            # A list leaves the attributes out (Twilio shows them on a fetch only).
+            attributes = json.loads(ws.tasks(task.sid).fetch().attributes or "{}")
             print(f"{attributes.get('conversationSid')}  {task.assignment_status:9}  {task.sid}")
         return 0
 

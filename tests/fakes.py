@@ -244,7 +244,7 @@ class FakeTwilio:
     async def waiting_tasks(self, workspace_sid: str, page_size: int = 1000) -> list[WaitingTask]:
         self._enter("list_waiting_tasks")
         return [
-            WaitingTask(t.sid, QUEUE_SID, t.conversation_sid, t.assignment_status)
+            WaitingTask(t.sid, QUEUE_SID, t.assignment_status)
             for t in self.tasks
             if t.assignment_status in ("pending", "reserved")
         ]

@@ -21,7 +21,8 @@ def accept(twilio: Client, conversation_sid: str, agent: str) -> tuple[str, str]
     ws = twilio.taskrouter.v1.workspaces(workspace.sid)
     available = ws.activities.list(friendly_name="Available")[0].sid
     ws.workers.create(friendly_name=agent, activity_sid=available)
-    (task,) = ws.tasks.list()
+    (listed,) = ws.tasks.list()
+    task = ws.tasks(listed.sid).fetch()  # a list leaves the attributes out, as Twilio's
     attributes = json.loads(task.attributes)
     assert attributes["conversationSid"] == conversation_sid
     (offer,) = ws.tasks(task.sid).reservations.list()

@@ -49,7 +49,8 @@ async def wait_for_task(twilio: Client, sid: str) -> Any:
             )
         )
         if tasks:
-            return tasks[0]
+            # Fetched: a list leaves the attributes out, as Twilio's does.
+            return await asyncio.to_thread(workspace(twilio).tasks(tasks[0].sid).fetch)
         await asyncio.sleep(0.05)
     raise AssertionError("Flex made no task for the conversation")
 

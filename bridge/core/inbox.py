@@ -31,6 +31,9 @@ MAX_BACKOFF_SECONDS = 15.0
 TASK_EVENTS = ("reservation.accepted", "task.wrapup", "task.completed", "task.canceled")
 #: A task's end, and who it puts a conversation's end down to if Flex left it open.
 TASK_ENDS: dict[str, ClosedBy] = {"task.completed": "agent", "task.canceled": "system"}
+#: Heard when the filter lets it through, not required: it names a new task's SID early
+#: (otherwise the bridge looks it up once, by the conversation's SID).
+TASK_CREATED = "task.created"
 
 
 def agent_display_name(params: Mapping[str, str]) -> str | None:
@@ -130,7 +133,7 @@ class Inbox:
         state, read from Twilio, says whether it closed; if Flex left it open with no live
         task, no agent will answer it, so the bridge closes it (see :meth:`end_orphan`)."""
         event = params.get("EventType", "")
-        if event not in TASK_EVENTS:
+        if event not in TASK_EVENTS and event != TASK_CREATED:
             return False
         try:
             attributes = json.loads(params.get("TaskAttributes", "{}"))
@@ -140,7 +143,11 @@ class Inbox:
         row = await self._store.conversation_by_sid(sid) if isinstance(sid, str) else None
         if row is None:
             return False
-        if row.state == "closed":
+        task_sid = params.get("TaskSid", "")
+        if row.sid and task_sid.startswith("WT") and task_sid != row.task_sid:
+            # Where the user stands in the queue is found by this (lists omit attributes).
+            await self._store.set_task_sid(row.sid, task_sid)
+        if row.state == "closed" or event == TASK_CREATED:
             return True
         if event == "reservation.accepted":
             name = agent_display_name(params)

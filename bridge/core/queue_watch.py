@@ -3,9 +3,11 @@
 One reader per process, shared by every waiter: while anyone waits, every few seconds
 it lists the workspace's waiting tasks (pending and offered, in TaskRouter's offer order;
 one call a page) and reads the real-time statistics of each queue that holds a waited-on
-conversation, and now and then its cumulative statistics (the wait history). Twilio calls
-grow with queues, not with users. Unknown is None: no position for a conversation whose
-task is not in the list, no expected wait without enough history.
+conversation's task, and now and then its cumulative statistics (the wait history).
+Twilio calls grow with queues, not with users. A list of tasks carries no attributes, so
+a conversation's task is known by its SID: from the workspace's events, or looked up once
+by the conversation's SID and remembered. Unknown is None: no position for a
+conversation whose task is not in the list, no expected wait without enough history.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bridge import logs
@@ -50,26 +52,38 @@ class QueueStanding:
 
 
 def expected_wait(history: QueueHistory) -> tuple[int, int] | None:
-    """The middle half of the waits before acceptance (from the threshold counts), within
-    the shortest and longest seen; None with fewer than MIN_HISTORY accepted tasks."""
+    """The middle half of the waits before acceptance (from the threshold counts), kept
+    within the shortest and longest seen when TaskRouter gave them; None with fewer than
+    MIN_HISTORY accepted tasks."""
     if history.accepted < MIN_HISTORY or not history.accepted_below:
         return None
     splits = sorted(history.accepted_below.items())
     quarter, three_quarters = history.accepted / 4, history.accepted * 3 / 4
     low = max([t for t, below in splits if below <= quarter], default=0)
     high = min([t for t, below in splits if below >= three_quarters], default=None)
-    low = max(low, history.shortest_wait)
-    high = history.longest_wait if high is None else min(high, history.longest_wait)
+    if history.shortest_wait is not None:
+        low = max(low, history.shortest_wait)
+    if history.longest_wait is not None:
+        high = history.longest_wait if high is None else min(high, history.longest_wait)
+    if high is None:  # most waited longer than the top threshold, and no longest given
+        high = splits[-1][0]
     return (min(low, high), max(low, high))
 
 
 @dataclass
 class _Snapshot:
     at: float = float("-inf")
-    #: conversation SID → (queue SID, position in that queue)
+    #: task SID → (queue SID, position in that queue)
     places: dict[str, tuple[str, int]] = field(default_factory=dict)
     available: dict[str, int] = field(default_factory=dict)  # queue SID → agents available
     history: dict[str, tuple[float, tuple[int, int] | None]] = field(default_factory=dict)
+
+
+#: Called with (conversation SID, task SID) when a lookup found a conversation's task.
+Remember = Callable[[str, str], Awaitable[None]]
+#: Conversations whose task is looked up in one refresh at most, and how many at once.
+LOOKUPS_PER_REFRESH = 100
+LOOKUPS_AT_ONCE = 8
 
 
 class QueueWatch:
@@ -79,19 +93,25 @@ class QueueWatch:
         workspace_sid: str,
         *,
         refresh_seconds: float = 5.0,
+        remember: Remember | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
+        """``remember`` keeps a task SID found by a lookup, so it is looked up once."""
         self._flex = flex
         self._workspace = workspace_sid
         self._refresh = refresh_seconds
         self._history_every = refresh_seconds * HISTORY_EVERY_REFRESHES
+        self._remember = remember
         self._clock = clock or (lambda: asyncio.get_running_loop().time())
         self._watched: Counter[str] = Counter()
+        #: Watched conversations' tasks, and when a lookup last found none.
+        self._tasks: dict[str, str] = {}
+        self._not_found: dict[str, float] = {}
         self._snapshot = _Snapshot()
         self._runner: asyncio.Task[None] | None = None
         self._refreshing: asyncio.Task[None] | None = None
         self._staffed: tuple[float, bool | None] = (float("-inf"), None)
-        self.changed = asyncio.Event()
+        self._staffing: asyncio.Task[bool | None] | None = None
 
     @property
     def refresh_seconds(self) -> float:
@@ -99,9 +119,12 @@ class QueueWatch:
 
     # --- who waits --------------------------------------------------------------------
 
-    def watch(self, conversation_sid: str) -> None:
-        """Someone waits on this conversation: keep the figures fresh while they do."""
+    def watch(self, conversation_sid: str, task_sid: str | None = None) -> None:
+        """Someone waits on this conversation (routed by ``task_sid``, when known): keep
+        the figures fresh while they do."""
         self._watched[conversation_sid] += 1
+        if task_sid is not None:
+            self._tasks[conversation_sid] = task_sid
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run(), name="queue-watch")
 
@@ -109,16 +132,20 @@ class QueueWatch:
         self._watched[conversation_sid] -= 1
         if self._watched[conversation_sid] <= 0:
             del self._watched[conversation_sid]
+            self._tasks.pop(conversation_sid, None)
+            self._not_found.pop(conversation_sid, None)
 
     # --- what it knows ----------------------------------------------------------------
 
-    def standing(self, conversation_sid: str | None) -> QueueStanding | None:
-        """The conversation's place, from figures at most a few refreshes old (None when
-        there are none, or its task is not waiting)."""
+    def standing(
+        self, conversation_sid: str | None, task_sid: str | None = None
+    ) -> QueueStanding | None:
+        """The place of the conversation's task, from figures at most a few refreshes old
+        (None when there are none, or its task is not known or not waiting)."""
         snap = self._snapshot
         if conversation_sid is None or self._clock() - snap.at > 3 * self._refresh:
             return None
-        place = snap.places.get(conversation_sid)
+        place = snap.places.get(task_sid or self._tasks.get(conversation_sid, ""))
         if place is None:
             return None
         queue, position = place
@@ -127,12 +154,17 @@ class QueueWatch:
 
     async def any_agent_available(self) -> bool | None:
         """Whether any agent is available now (None: Twilio could not say), asked at
-        most once a refresh interval however many conversations open."""
+        most once a refresh interval (one call at a time) however many conversations open."""
         at, staffed = self._staffed
         if self._clock() - at < self._refresh:
             return staffed
+        if self._staffing is None or self._staffing.done():
+            self._staffing = asyncio.create_task(self._ask_staffed())
+        return await asyncio.shield(self._staffing)
+
+    async def _ask_staffed(self) -> bool | None:
         try:
-            staffed = await self._flex.any_agent_available(self._workspace)
+            staffed: bool | None = await self._flex.any_agent_available(self._workspace)
         except TwilioError:
             staffed = None
         self._staffed = (self._clock(), staffed)
@@ -154,15 +186,17 @@ class QueueWatch:
             try:
                 await self.refresh_now()
                 failures = 0
-            except TwilioError as error:
+            except Exception as error:
                 failures += 1
                 logs.event(log, "queue_watch.failed", error=type(error).__name__)
             await asyncio.sleep(self._refresh * min(2**failures, 12))
 
     async def _refresh_once(self) -> None:
+        await self._find_tasks()
         tasks = await self._flex.waiting_tasks(self._workspace)
         places = _places(tasks)
-        watched_queues = {places[sid][0] for sid in self._watched if sid in places}
+        mine = (self._tasks.get(sid, "") for sid in list(self._watched))
+        watched_queues = {places[task][0] for task in mine if task in places}
         available: dict[str, int] = {}
         for queue in sorted(watched_queues):
             available[queue] = (
@@ -177,11 +211,38 @@ class QueueWatch:
                 )
                 history[queue] = (self._clock(), expected_wait(past))
         self._snapshot = _Snapshot(self._clock(), places, available, history)
-        self.changed.set()
-        self.changed = asyncio.Event()
+
+    async def _find_tasks(self) -> None:
+        """Watched conversations whose task is not known: looked up by the conversation's
+        SID (Twilio's task lists carry no attributes), once each, and remembered; one that
+        has none waiting is asked again a minute later."""
+        now = self._clock()
+        unknown = [
+            sid
+            for sid in list(self._watched)
+            if sid not in self._tasks
+            and now - self._not_found.get(sid, float("-inf")) >= self._history_every
+        ][:LOOKUPS_PER_REFRESH]
+        limit = asyncio.Semaphore(LOOKUPS_AT_ONCE)
+
+        async def find(conversation_sid: str) -> None:
+            async with limit:
+                found = await self._flex.conversation_tasks(
+                    self._workspace, conversation_sid, ("pending", "reserved")
+                )
+            if not found:
+                self._not_found[conversation_sid] = self._clock()
+                return
+            task_sid = found[-1].sid  # the newest
+            if conversation_sid in self._watched:
+                self._tasks[conversation_sid] = task_sid
+            if self._remember is not None:
+                await self._remember(conversation_sid, task_sid)
+
+        await asyncio.gather(*(find(sid) for sid in unknown))
 
     async def close(self) -> None:
-        for task in (self._runner, self._refreshing):
+        for task in (self._runner, self._refreshing, self._staffing):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, TwilioError):
@@ -189,11 +250,10 @@ class QueueWatch:
 
 
 def _places(tasks: list[WaitingTask]) -> dict[str, tuple[str, int]]:
-    """Each conversation's queue and position there (tasks come in offer order)."""
+    """Each task's queue and position there (tasks come in offer order)."""
     counted: Counter[str] = Counter()
     places: dict[str, tuple[str, int]] = {}
     for task in tasks:
         counted[task.queue_sid] += 1
-        if task.conversation_sid is not None and task.conversation_sid not in places:
-            places[task.conversation_sid] = (task.queue_sid, counted[task.queue_sid])
+        places[task.sid] = (task.queue_sid, counted[task.queue_sid])
     return places

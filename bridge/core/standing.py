@@ -40,7 +40,7 @@ class Standing:
         if row is None or not base.waiting_for_agent:
             return base
         now = self._clock()
-        standing = self.queue.standing(row.sid) if self.queue is not None else None
+        standing = self.queue.standing(row.sid, row.task_sid) if self.queue is not None else None
         state: HandoffState = "queued"
         closed, opens_at = self._closed(now)
         if closed:

@@ -218,7 +218,7 @@ class Waiters:
         if self._poller is not None:
             self._poller.watch(row.id)
         if self._standing.queue is not None and row.sid is not None:
-            self._standing.queue.watch(row.sid)
+            self._standing.queue.watch(row.sid, row.task_sid)
 
     def _unwatch(self, row: ConversationRow) -> None:
         self._waited_on[row.id] -= 1

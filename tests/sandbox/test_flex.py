@@ -62,7 +62,9 @@ def test_an_interaction_routes_the_conversation_as_a_task(
     workspace_sid, interaction_sid, channel_sid = _route(twilio, conversation.sid)
     assert interaction_sid.startswith("KD") and channel_sid.startswith("UO")
     ws = twilio.taskrouter.v1.workspaces(workspace_sid)
-    (task,) = ws.tasks.list()
+    (listed,) = ws.tasks.list()
+    assert listed.attributes is None  # a list leaves them out, as Twilio's does
+    task = ws.tasks(listed.sid).fetch()
     attributes = json.loads(task.attributes)
     assert attributes["conversationSid"] == conversation.sid
     assert attributes["flexInteractionSid"] == interaction_sid

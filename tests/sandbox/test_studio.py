@@ -36,7 +36,8 @@ def _tasks_of(twilio: Client, conversation_sid: str) -> list[dict[str, object]]:
     tasks = twilio.taskrouter.v1.workspaces(workspace.sid).tasks.list(
         evaluate_task_attributes=f'conversationSid == "{conversation_sid}"'
     )
-    return [json.loads(t.attributes) for t in tasks]
+    ws = twilio.taskrouter.v1.workspaces(workspace.sid)
+    return [json.loads(ws.tasks(t.sid).fetch().attributes) for t in tasks]
 
 
 def test_flows_are_listed_fetched_created_and_updated_as_twilio_describes(

@@ -89,3 +89,14 @@ def test_settings_refuse_bad_hours_naming_the_variable() -> None:
     assert settings.business_hours is not None
     assert load_settings({}).assignment_timeout_seconds == 300
     assert load_settings({}).unavailable_policy == "take_message"
+
+
+def test_when_clocks_go_back_the_next_opening_is_still_to_come() -> None:
+    # 25 October 2026: London goes from 02:00 BST (01:00 UTC) back to 01:00 GMT, so the
+    # local 01:00-02:00 comes twice: 00:00-01:00 UTC, then 01:00-02:00 UTC.
+    hours = parse_hours("Europe/London; Sun 01:30-03:00")
+    assert hours.opens_at(utc("2026-10-25 00:15")) == utc("2026-10-25 00:30")  # 01:30 BST
+    assert hours.is_open(utc("2026-10-25 00:45"))  # 01:45 BST
+    assert not hours.is_open(utc("2026-10-25 01:15"))  # 01:15 GMT, the second time round
+    assert hours.opens_at(utc("2026-10-25 01:15")) == utc("2026-10-25 01:30")  # 01:30 GMT
+    assert hours.is_open(utc("2026-10-25 01:35"))

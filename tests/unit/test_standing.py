@@ -3,10 +3,12 @@ nobody available before opening, and the choice once nobody accepted in time."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bridge.config import SANDBOX_WORKSPACE_SID
 from bridge.conversations import QueueHistory
 from bridge.core.errors import InvalidChoice, NothingToChoose
 from bridge.core.outcomes import HandoffStatus
@@ -292,3 +294,48 @@ async def test_after_hours_nobody_is_asked_to_choose(make_core: CoreFactory) -> 
         later = await core.wired.handoff.replies(who, 1.2)
         assert later.outcome == "waiting"  # the whole wait: no early return to choose
         assert later.handoff.state == "after_hours" and later.handoff.choices == ()
+
+
+async def test_a_conversations_task_is_looked_up_once_and_remembered(
+    make_core: CoreFactory,
+) -> None:
+    # Twilio's task lists carry no attributes: the task is found by the conversation.
+    async with make_core(**FAST) as core:
+        who = core.identity("ann")
+        await core.wired.handoff.send(who, "hello", wait_seconds=0)
+        first = await core.wired.handoff.replies(who, 0.3)
+        assert first.handoff.queue is not None and first.handoff.queue.position == 1
+        assert core.twilio.calls.count("list_tasks") == 1
+        row = await core.wired.store.latest_conversation(who)
+        assert row is not None and row.task_sid == core.twilio.tasks[0].sid
+        again = await core.wired.handoff.replies(who, 0.3)
+        assert again.handoff.queue is not None and again.handoff.queue.position == 1
+        assert core.twilio.calls.count("list_tasks") == 1  # remembered, not asked again
+
+
+async def test_a_task_named_by_the_workspace_events_needs_no_lookup(
+    make_core: CoreFactory,
+) -> None:
+    async with make_core(**FAST) as core:
+        who = core.identity("ann")
+        await core.wired.handoff.send(who, "hello", wait_seconds=0)
+        sid, task = core.twilio.only().sid, core.twilio.tasks[0]
+        heard = await core.wired.handoff.inbox.on_task_event(
+            {
+                "EventType": "task.created",
+                "WorkspaceSid": SANDBOX_WORKSPACE_SID,
+                "TaskSid": task.sid,
+                "TaskAttributes": json.dumps({"conversationSid": sid}),
+            }
+        )
+        assert heard
+        result = await core.wired.handoff.replies(who, 0.3)
+        assert result.handoff.queue is not None and result.handoff.queue.position == 1
+        assert "list_tasks" not in core.twilio.calls
+
+
+def test_the_wait_is_not_clamped_to_figures_twilio_did_not_give() -> None:
+    below = {30: 2, 60: 5, 120: 12, 180: 16, 300: 20}
+    assert expected_wait(QueueHistory(QUEUE_SID, 20, None, None, below)) == (60, 180)
+    # Most waited past the top threshold, and no longest given: the top threshold.
+    assert expected_wait(QueueHistory(QUEUE_SID, 10, None, None, {60: 1, 120: 2})) == (120, 120)

@@ -434,7 +434,7 @@ async def list_tasks(ws_sid: str) -> Response:
     }
     for attribute, descending in reversed(_ordering(args.get("Ordering"))):
         items.sort(key=keys[attribute], reverse=descending)
-    return _listing(ws, "tasks", items, resources.task, "Tasks")
+    return _listing(ws, "tasks", items, resources.listed_task, "Tasks")
 
 
 ORDERING_ATTRIBUTES = ("DateCreated", "Priority", "VirtualStartTime")

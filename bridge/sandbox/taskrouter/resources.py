@@ -167,6 +167,12 @@ def task_channel(ws: Workspace, base: str, item: TaskChannel) -> dict[str, Any]:
     }
 
 
+def listed_task(ws: Workspace, base: str, item: Task) -> dict[str, Any]:
+    """A task as the Tasks list gives it: without its attributes, which Twilio shows only
+    when one task is fetched (EvaluateTaskAttributes still filters on them)."""
+    return {**task(ws, base, item), "attributes": None}
+
+
 def task(ws: Workspace, base: str, item: Task) -> dict[str, Any]:
     url = f"{_ws_url(base, ws)}/Tasks/{item.sid}"
     queue = ws.queues[item.task_queue_sid]

@@ -133,6 +133,9 @@ class HandoffTables(SqliteConnection):
             if changed:
                 return True
 
+    async def set_task_sid(self, sid: str, task_sid: str) -> None:
+        await self.fetch("UPDATE conversations SET task_sid = ? WHERE sid = ?", (task_sid, sid))
+
     async def set_choice(self, conversation_id: int, choice: WaitingChoice) -> bool:
         chosen = await self.fetch(
             "UPDATE conversations SET choice = ?, choice_at = ?"
