@@ -288,19 +288,30 @@ class HandoffService:
             latest = await self._store.latest_conversation(identity)
             if latest is None or not self._standing.of(latest).waiting_for_agent:
                 raise NothingToChoose("no conversation is waiting for an agent")
-            await self._store.set_choice(latest.id, chosen)
-        if chosen == "continue_with_assistant":
-            assert latest.sid is not None  # waiting for an agent: routed, so it has one
-            # Said first: the cancel's event may close the conversation before we do.
-            await self._store.mark_closing(latest.id, "user")
-            try:
-                # Canceled first: a task left behind a closed conversation would still ring.
-                await self._router.withdraw(latest.sid)
-            except TwilioError:
-                await self._store.mark_closing(latest.id, None)
-                raise
-            return await self.end(identity)
-        return await self._waiters.collect(identity, 0)
+            if chosen != "continue_with_assistant":
+                await self._store.set_choice(latest.id, chosen)
+        if chosen != "continue_with_assistant":
+            return await self._waiters.collect(identity, 0)
+        # Shielded: a caller who gives up must not leave the task canceled and the
+        # conversation open (or the reverse).
+        await asyncio.shield(self._withdraw(latest))
+        return await self.end(identity)
+
+    async def _withdraw(self, latest: ConversationRow) -> None:
+        """Cancel the conversation's unaccepted task, put down to the user; NothingToChoose
+        when an agent accepted it meanwhile."""
+        assert latest.sid is not None  # waiting for an agent: routed, so it has one
+        # Said first: the cancel's event may close the conversation before we do.
+        await self._store.mark_closing(latest.id, "user")
+        try:
+            withdrawn = await self._router.withdraw(latest.sid)
+        except BaseException:
+            await self._store.mark_closing(latest.id, None)
+            raise
+        if not withdrawn:
+            await self._store.mark_closing(latest.id, None)
+            raise NothingToChoose("an agent accepted the conversation meanwhile")
+        await self._store.set_choice(latest.id, "continue_with_assistant")
 
     async def _close_for_user(self, latest: ConversationRow) -> None:
         """Close it in Twilio and mark it closed by the user, or say why not."""

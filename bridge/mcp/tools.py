@@ -39,6 +39,7 @@ from bridge.core.errors import (
 )
 from bridge.core.outcomes import HandoffResult, HandoffStatus
 from bridge.core.service import MAX_CONTEXT_CHARS
+from bridge.core.waiters import Progress
 from bridge.identity import for_mcp_session, for_username
 from bridge.mcp.caller import CALLER_SCOPE_KEY, SESSION_HEADER
 from bridge.mcp.caller import wired_services as find_services
@@ -347,8 +348,15 @@ class _Progress:
         self._total = total
         self._message = progress_line(HandoffStatus())
         self._started = asyncio.get_running_loop().time()
+        self._sent = -1.0
+        meta: Any = ctx.request_context.meta or {}
+        #: Where the user stands is followed only for a client that asked for progress
+        #: (a waiter hearing it wakes at every refresh of the queue's figures).
+        self.heard: Progress | None = (
+            self._heard if meta.get("progressToken", meta.get("progress_token")) else None
+        )
 
-    async def heard(self, status: HandoffStatus) -> None:
+    async def _heard(self, status: HandoffStatus) -> None:
         message = progress_line(status)
         if message != self._message:
             self._message = message
@@ -356,7 +364,10 @@ class _Progress:
 
     async def _report(self) -> None:
         elapsed = asyncio.get_running_loop().time() - self._started
-        await self._ctx.report_progress(min(elapsed, self._total), self._total, self._message)
+        # Each notification's progress must be above the last one's (MCP's rule).
+        value = max(min(elapsed, self._total), self._sent + 0.001)
+        self._sent = value
+        await self._ctx.report_progress(value, self._total, self._message)
 
     async def during(self, work: Awaitable[T]) -> T:
         """Await ``work``, reporting every PROGRESS_INTERVAL_SECONDS meanwhile."""

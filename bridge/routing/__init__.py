@@ -54,10 +54,11 @@ class Router(Protocol):
         """Whether Flex still has a live task (pending, reserved, assigned) for the
         conversation in the workspace."""
 
-    async def withdraw(self, sid: str) -> int:
+    async def withdraw(self, sid: str) -> bool:
         """Cancel the conversation's tasks no agent has accepted (pending, reserved), so
-        Flex holds no orphan task once the user leaves; how many were canceled (0 as
-        well when the workspace is not known: nothing can be asked)."""
+        Flex holds no orphan task once the user leaves. False, canceling nothing, when an
+        agent has accepted one meanwhile; True otherwise (also when the workspace is not
+        known: nothing can be asked)."""
 
     async def check(self) -> list[RoutingCheck]:
         """Whether the routing settings can work where the bridge sends its calls."""
@@ -81,13 +82,15 @@ async def holds_live_task(flex: TwilioFlex, sid: str, workspace_sid: str) -> boo
 WITHDRAWN_REASON = "The user chose to continue with the assistant"
 
 
-async def withdraw_unaccepted(flex: TwilioFlex, sid: str, workspace_sid: str) -> int:
+async def withdraw_unaccepted(flex: TwilioFlex, sid: str, workspace_sid: str) -> bool:
     if not workspace_sid:
-        return 0
-    waiting = await flex.conversation_tasks(workspace_sid, sid, ("pending", "reserved"))
-    for task in waiting:
+        return True
+    live = await flex.conversation_tasks(workspace_sid, sid, LIVE_TASK_STATES)
+    if any(task.assignment_status == "assigned" for task in live):
+        return False
+    for task in live:
         await flex.cancel_task(workspace_sid, task.sid, WITHDRAWN_REASON)
-    return len(waiting)
+    return True
 
 
 def build_router(settings: Settings, twilio: TwilioClient) -> Router:

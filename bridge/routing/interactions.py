@@ -92,7 +92,7 @@ class InteractionsRouter:
     async def holds(self, sid: str, workspace_sid: str) -> bool:
         return await holds_live_task(self._twilio, sid, workspace_sid)
 
-    async def withdraw(self, sid: str) -> int:
+    async def withdraw(self, sid: str) -> bool:
         return await withdraw_unaccepted(self._twilio, sid, self._workspace_sid)
 
     async def check(self) -> list[RoutingCheck]:

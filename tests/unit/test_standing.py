@@ -3,13 +3,14 @@ nobody available before opening, and the choice once nobody accepted in time."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from bridge.config import SANDBOX_WORKSPACE_SID
-from bridge.conversations import QueueHistory
+from bridge.conversations import QueueHistory, TwilioUnavailable
 from bridge.core.errors import InvalidChoice, NothingToChoose
 from bridge.core.outcomes import HandoffStatus
 from bridge.core.queue_watch import HISTORY_EVERY_REFRESHES, expected_wait
@@ -165,7 +166,7 @@ async def test_nobody_available_with_decline_sends_nothing_but_open_hours_do(
         assert (result.status, result.handoff.state) == ("unavailable", "no_agents")
         assert core.twilio.conversations == {}
         core.twilio.agents_available = 1
-        await __import__("asyncio").sleep(0.06)  # past the cached answer
+        await asyncio.sleep(0.06)  # past the cached answer
         later = await core.wired.handoff.send(who, "hello again", wait_seconds=0)
         assert later.status == "waiting"
         assert core.twilio.bodies(core.twilio.only().sid) == ["hello again"]
@@ -176,7 +177,7 @@ async def test_an_open_conversation_is_not_asked_about_agents_again(make_core: C
         who = core.identity("ann")
         await core.wired.handoff.send(who, "hello", wait_seconds=0)
         core.twilio.agents_available = 0
-        await __import__("asyncio").sleep(0.06)
+        await asyncio.sleep(0.06)
         follow_up = await core.wired.handoff.send(who, "still there?", wait_seconds=0)
         assert follow_up.status == "waiting"  # the conversation exists: the message goes on
         assert core.twilio.bodies(core.twilio.only().sid) == ["hello", "still there?"]
@@ -339,3 +340,38 @@ def test_the_wait_is_not_clamped_to_figures_twilio_did_not_give() -> None:
     assert expected_wait(QueueHistory(QUEUE_SID, 20, None, None, below)) == (60, 180)
     # Most waited past the top threshold, and no longest given: the top threshold.
     assert expected_wait(QueueHistory(QUEUE_SID, 10, None, None, {60: 1, 120: 2})) == (120, 120)
+
+
+async def test_continuing_is_refused_when_an_agent_took_it_meanwhile(
+    make_core: CoreFactory,
+) -> None:
+    async with make_core(**FAST) as core:
+        who = core.identity("ann")
+        await core.wired.handoff.send(who, "hello", wait_seconds=0)
+        # Accepted in Flex; the bridge has not heard of it yet.
+        core.twilio.set_task(core.twilio.only().sid, "assigned")
+        with pytest.raises(NothingToChoose):
+            await core.wired.handoff.choose(who, "continue_with_assistant")
+        assert core.twilio.only().state == "active"
+        assert [t.assignment_status for t in core.twilio.tasks] == ["assigned"]
+        row = await core.wired.store.latest_conversation(who)
+        assert row is not None and row.closed_by is None and row.choice is None
+
+
+async def test_a_failed_cancel_changes_nothing_and_can_be_tried_again(
+    make_core: CoreFactory,
+) -> None:
+    async with make_core(**FAST, ASSIGNMENT_TIMEOUT_SECONDS="0.2") as core:
+        who = core.identity("ann")
+        await core.wired.handoff.send(who, "hello", wait_seconds=0)
+        core.twilio.fail("cancel_task")
+        with pytest.raises(TwilioUnavailable):
+            await core.wired.handoff.choose(who, "continue_with_assistant")
+        row = await core.wired.store.latest_conversation(who)
+        assert row is not None and (row.state, row.closed_by, row.choice) == ("open", None, None)
+        await asyncio.sleep(0.3)
+        still = await core.wired.handoff.replies(who, 0)
+        assert still.handoff.choices  # still asked
+        done = await core.wired.handoff.choose(who, "continue_with_assistant")
+        assert done.outcome == "closed_by_user"
+        assert [t.assignment_status for t in core.twilio.tasks] == ["canceled"]
