@@ -555,7 +555,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         business_hours=_business_hours(env),
         unavailable_policy=_choice(env, "UNAVAILABLE_POLICY", UNAVAILABLE_POLICIES),
         assignment_timeout_seconds=_assignment_timeout(env),
-        queue_refresh_seconds=_seconds(env, "QUEUE_REFRESH_SECONDS", 5.0, 300.0),
+        queue_refresh_seconds=_queue_refresh(env, sandbox),
     )
 
 
@@ -570,6 +570,17 @@ def _business_hours(env: Mapping[str, str]) -> BusinessHours | None:
             f"BUSINESS_HOURS {error} (write e.g. 'Europe/London; Mon-Fri 09:00-17:30; "
             "closed 2026-12-25')."
         ) from None
+
+
+def _queue_refresh(env: Mapping[str, str], sandbox: bool) -> float:
+    """QUEUE_REFRESH_SECONDS: at least a second against Twilio, whose account-wide
+    allowance this spends."""
+    seconds = _seconds(env, "QUEUE_REFRESH_SECONDS", 5.0, 300.0)
+    if seconds < 1 and not sandbox:
+        raise ConfigError(
+            f"QUEUE_REFRESH_SECONDS must be at least 1 outside the sandbox, got {seconds:g}."
+        )
+    return seconds
 
 
 def _assignment_timeout(env: Mapping[str, str]) -> float | None:

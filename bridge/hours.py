@@ -43,6 +43,23 @@ class BusinessHours:
         minute = local.hour * 60 + local.minute
         return any(start <= minute < end for start, end in self.week[local.weekday()])
 
+    def open_since(self, at: datetime) -> datetime | None:
+        """When the open stretch holding ``at`` began (UTC), or None when closed."""
+        local = at.astimezone(self.zone)
+        if local.date() in self.holidays:
+            return None
+        minute = local.hour * 60 + local.minute
+        for start, end in self.week[local.weekday()]:
+            if start <= minute < end:
+                return datetime.combine(local.date(), _clock(start), self.zone).astimezone(UTC)
+        return None
+
+    def local_words(self, moment: datetime) -> str:
+        """``moment`` as the team's own clock reads it: "Monday 7 December, 09:00
+        (Europe/London)"."""
+        local = moment.astimezone(self.zone)
+        return f"{local:%A} {local.day} {local:%B}, {local:%H:%M} ({self.zone.key})"
+
     def opens_at(self, at: datetime) -> datetime | None:
         """The next moment the team opens after ``at`` (UTC), or None if already open or
         never within a year."""

@@ -9,7 +9,6 @@ getReplies, chooseNextStep), the MCP endpoint its tools.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from bridge.core.outcomes import HandoffResult, HandoffStatus, Outcome
 
@@ -70,11 +69,11 @@ _LEFT_MESSAGE = (
 _ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth")
 
 
-def _opens(opens_at: str | None) -> str:
-    if not opens_at:
+def _opens(status: HandoffStatus) -> str:
+    """When the team opens, on its own clock (the user's may differ: say whose it is)."""
+    if not status.opens_local:
         return ""
-    moment = datetime.fromisoformat(opens_at)
-    return f" and opens at {moment:%A %d %B %H:%M} UTC ({opens_at})"
+    return f" and opens on {status.opens_local}"
 
 
 def _span(seconds: int) -> str:
@@ -93,6 +92,14 @@ def _wait_range(low: int, high: int) -> str:
     return f"{_span(low)} to {_span(high)}"
 
 
+def _usual_wait_helps(status: HandoffStatus) -> bool:
+    """The queue's usual wait is worth telling: known, and not already outwaited."""
+    queue = status.queue
+    if queue is None or queue.expected_wait is None:
+        return False
+    return status.waited_seconds is None or status.waited_seconds <= queue.expected_wait[1]
+
+
 def _in_line(status: HandoffStatus) -> str:
     """The queue figures as the user would hear them, or nothing when unknown."""
     queue = status.queue
@@ -106,8 +113,12 @@ def _in_line(status: HandoffStatus) -> str:
             else f"number {queue.position}"
         )
         said += f" The user is {place} in line."
-    if queue.expected_wait is not None:
-        said += f" Agents usually answer within {_wait_range(*queue.expected_wait)}."
+    if _usual_wait_helps(status):
+        assert queue.expected_wait is not None
+        said += (
+            " Lately an agent usually picked up within "
+            f"{_wait_range(*queue.expected_wait)} in this queue."
+        )
     return said
 
 
@@ -119,7 +130,7 @@ def _waiting(status: HandoffStatus) -> str:
         return _LEFT_MESSAGE
     if status.state == "after_hours":
         return (
-            _AFTER_HOURS.format(opens=_opens(status.opens_at))
+            _AFTER_HOURS.format(opens=_opens(status))
             + _in_line(status)
             + _TAKEN.format(when="once they open", replies="{replies}")
         )
@@ -145,7 +156,7 @@ def note(
     status = status or HandoffStatus()
     if outcome == "unavailable":
         why = (
-            _AFTER_HOURS.format(opens=_opens(status.opens_at))
+            _AFTER_HOURS.format(opens=_opens(status))
             if status.state == "after_hours"
             else _NO_AGENTS
         )
@@ -183,11 +194,11 @@ def progress_line(status: HandoffStatus) -> str:
     if queue is not None and queue.position is not None:
         parts.append(f"Number {queue.position} in line")
     if status.state == "after_hours":
-        parts.append("the support team is closed" + _opens(status.opens_at))
+        parts.append("the support team is closed" + _opens(status))
     elif status.state == "no_agents":
         parts.append("no agent is available right now")
-    elif queue is not None and queue.expected_wait is not None:
-        parts.append(f"agents usually answer within {_wait_range(*queue.expected_wait)}")
+    elif queue is not None and queue.expected_wait is not None and _usual_wait_helps(status):
+        parts.append(f"an agent usually picks up within {_wait_range(*queue.expected_wait)}")
     if not parts:
         return "Waiting for a human agent to reply…"
     said = "; ".join(parts)

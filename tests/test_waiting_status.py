@@ -113,7 +113,7 @@ async def test_positions_move_as_agents_accept_and_the_wait_needs_history(
                 break
         wait = answer["handoff"]["queue"]["expected_wait_seconds"]
         assert 0 <= wait["low"] <= wait["high"] <= 60  # these agents answered in seconds
-        assert "Agents usually answer within" in answer["note"]
+        assert "Lately an agent usually picked up within" in answer["note"]
 
 
 async def test_after_hours_the_message_is_taken_with_the_opening_time(
@@ -127,7 +127,7 @@ async def test_after_hours_the_message_is_taken_with_the_opening_time(
         assert sent["handoff"]["state"] == "after_hours"
         opens = datetime.now(UTC).date() + timedelta(days=2)
         assert sent["handoff"]["opens_at"] == f"{opens}T00:00:00Z"
-        assert "closed now and opens at" in sent["note"]
+        assert "closed now and opens on" in sent["note"]
         # Taken: the conversation and its task exist for the team's morning.
         tasks = await asyncio.to_thread(lambda: workspace(twilio).tasks.list())
         assert [t.assignment_status for t in tasks] == ["pending"]

@@ -61,6 +61,10 @@ class HandoffStatus:
     #: What the user may choose now (no agent accepted in time), and what they chose.
     choices: tuple[WaitingChoice, ...] = ()
     choice: WaitingChoice | None = None
+    #: For the note only: when the team opens, on its own clock, and how long the user
+    #: has waited for an agent (seconds).
+    opens_local: str | None = None
+    waited_seconds: int | None = None
 
     @classmethod
     def of(cls, row: ConversationRow | None) -> HandoffStatus:

@@ -23,6 +23,11 @@ class WaitPolicy:
     unavailable_policy: str = "take_message"
 
 
+def _moment(stored: str) -> datetime:
+    """A time the store wrote (ISO 8601, UTC)."""
+    return datetime.fromisoformat(stored)
+
+
 class Standing:
     def __init__(
         self,
@@ -47,7 +52,7 @@ class Standing:
             state = "after_hours"
         elif standing is not None and standing.agents_available == 0:
             state = "no_agents"
-        due = self.choices_due_at(row)
+        due = self.choices_due_at(row, now)
         # After hours the user was told when to expect an answer: nothing to choose.
         offered = due is not None and now >= due and state != "after_hours"
         return replace(
@@ -56,17 +61,25 @@ class Standing:
             queue=standing,
             opens_at=opens_at,
             choices=WAITING_CHOICES if offered else (),
+            opens_local=self._local(opens_at),
+            waited_seconds=max(0, int((now - _moment(row.created_at)).total_seconds())),
         )
 
-    def choices_due_at(self, row: ConversationRow) -> datetime | None:
+    def choices_due_at(self, row: ConversationRow, now: datetime | None = None) -> datetime | None:
         """When a user still waiting for an agent is asked what they want (None: never):
-        the assignment timeout after the conversation opened, or after they chose to keep
-        waiting; not once they left a message."""
+        the assignment timeout after the conversation opened, after they chose to keep
+        waiting, or after the team opened (time closed does not count); not once they
+        left a message."""
         timeout = self.policy.assignment_timeout_seconds
         if timeout is None or row.choice in ("leave_message", "continue_with_assistant"):
             return None
         since = row.choice_at if row.choice == "keep_waiting" and row.choice_at else row.created_at
-        return datetime.fromisoformat(since) + timedelta(seconds=timeout)
+        start = _moment(since)
+        hours = self.policy.hours
+        opened = hours.open_since(now or self._clock()) if hours is not None else None
+        if opened is not None and opened > start:
+            start = opened
+        return start + timedelta(seconds=timeout)
 
     async def before_opening(self) -> HandoffStatus | None:
         """Why a new conversation would find nobody (after hours, no agent available), or
@@ -81,6 +94,12 @@ class Standing:
     @property
     def declines(self) -> bool:
         return self.policy.unavailable_policy == "decline"
+
+    def _local(self, opens_at: str | None) -> str | None:
+        hours = self.policy.hours
+        if hours is None or opens_at is None:
+            return None
+        return hours.local_words(_moment(opens_at))
 
     def _closed(self, now: datetime) -> tuple[bool, str | None]:
         """Whether the team is closed at ``now``, and when it opens next (None when

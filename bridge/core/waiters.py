@@ -196,7 +196,7 @@ class Waiters:
         """How long to sleep unless woken: to the deadline, or to when the user is due a
         choice, or (for someone hearing progress) to the queue's next figures."""
         nap = remaining
-        due = self._standing.choices_due_at(latest)
+        due = self._standing.choices_due_at(latest, datetime.now(UTC))
         until_due = (due - datetime.now(UTC)).total_seconds() if due is not None else -1.0
         if until_due > 0 and status.waiting_for_agent and not status.choices:
             nap = min(nap, until_due + 0.05)

@@ -82,7 +82,9 @@ class WaitOut(BaseModel):
 
 class QueueOut(BaseModel):
     position: int | None = Field(description="Place in line (1: next). null: not known.")
-    agents_available: int | None = Field(description="Agents of the queue available now.")
+    agents_available: int | None = Field(
+        description="Agents of the queue set to Available now (some may be busy)."
+    )
     expected_wait_seconds: WaitOut | None = Field(
         description="How long the queue's users usually waited for an agent lately; null "
         "without enough history (never guess)."

@@ -84,6 +84,16 @@ def test_settings_refuse_bad_hours_naming_the_variable() -> None:
         load_settings({"UNAVAILABLE_POLICY": "shrug"})
     with pytest.raises(ConfigError, match="ASSIGNMENT_TIMEOUT_SECONDS"):
         load_settings({"ASSIGNMENT_TIMEOUT_SECONDS": "-5"})
+    real = {
+        "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+        "TWILIO_AUTH_TOKEN": "1" * 32,
+        "TWILIO_FLOW_SID": "FW" + "1" * 32,
+        "BRIDGE_SECRET": "kT9vQ2mX7pL4wZ8rN3bY6cF1hJ5dG0sA",
+        "ALLOW_INSECURE_NO_AUTH": "1",
+    }
+    with pytest.raises(ConfigError, match="QUEUE_REFRESH_SECONDS must be at least 1"):
+        load_settings({**real, "QUEUE_REFRESH_SECONDS": "0.2"})
+    assert load_settings({**real, "QUEUE_REFRESH_SECONDS": "1"}).queue_refresh_seconds == 1
     settings = load_settings({"ASSIGNMENT_TIMEOUT_SECONDS": "off", "BUSINESS_HOURS": LONDON})
     assert settings.assignment_timeout_seconds is None
     assert settings.business_hours is not None
@@ -100,3 +110,11 @@ def test_when_clocks_go_back_the_next_opening_is_still_to_come() -> None:
     assert not hours.is_open(utc("2026-10-25 01:15"))  # 01:15 GMT, the second time round
     assert hours.opens_at(utc("2026-10-25 01:15")) == utc("2026-10-25 01:30")  # 01:30 GMT
     assert hours.is_open(utc("2026-10-25 01:35"))
+
+
+def test_open_since_is_the_start_of_the_stretch_now_open() -> None:
+    hours = parse_hours(LONDON)
+    assert hours.open_since(utc("2026-12-02 10:30")) == utc("2026-12-02 09:00")
+    assert hours.open_since(utc("2026-12-02 14:00")) == utc("2026-12-02 13:00")
+    assert hours.open_since(utc("2026-12-02 12:30")) is None  # lunch
+    assert hours.local_words(utc("2026-07-01 08:00")) == "Wednesday 1 July, 09:00 (Europe/London)"

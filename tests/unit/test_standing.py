@@ -13,8 +13,11 @@ from bridge.config import SANDBOX_WORKSPACE_SID
 from bridge.conversations import QueueHistory, TwilioUnavailable
 from bridge.core.errors import InvalidChoice, NothingToChoose
 from bridge.core.outcomes import HandoffStatus
-from bridge.core.queue_watch import HISTORY_EVERY_REFRESHES, expected_wait
+from bridge.core.queue_watch import HISTORY_EVERY_REFRESHES, QueueStanding, expected_wait
+from bridge.core.standing import Standing, WaitPolicy
+from bridge.hours import parse_hours
 from bridge.notes import Vocabulary, note
+from bridge.store import ConversationRow
 from tests.fakes import QUEUE_SID
 from tests.unit.conftest import CoreFactory
 
@@ -75,7 +78,7 @@ async def test_answers_carry_position_agents_and_wait_from_one_shared_reader(
         assert third.queue.expected_wait == (60, 180)
         said = note(results[2].outcome, WORDS, third)
         assert "third in line" in said
-        assert "within 1 to 3 minutes" in said
+        assert "Lately an agent usually picked up within 1 to 3 minutes" in said
         # One reader for everyone: per refresh, one list and one statistics read.
         lists = twilio.calls.count("list_waiting_tasks")
         stats = twilio.calls.count("queue_real_time_statistics")
@@ -138,7 +141,7 @@ async def test_after_hours_the_message_is_taken_and_the_opening_time_given(
         assert result.handoff.opens_at == f"{opens}T00:00:00Z"
         assert core.twilio.bodies(core.twilio.only().sid) == ["hello"]  # passed on
         said = note(result.outcome, WORDS, result.handoff)
-        assert "closed now and opens at" in said and "once they open" in said
+        assert "closed now and opens on" in said and "once they open" in said
 
 
 async def test_after_hours_with_decline_nothing_is_sent(make_core: CoreFactory) -> None:
@@ -375,3 +378,37 @@ async def test_a_failed_cancel_changes_nothing_and_can_be_tried_again(
         done = await core.wired.handoff.choose(who, "continue_with_assistant")
         assert done.outcome == "closed_by_user"
         assert [t.assignment_status for t in core.twilio.tasks] == ["canceled"]
+
+
+def test_the_usual_wait_is_not_quoted_to_someone_who_waited_longer() -> None:
+    queue = QueueStanding(position=2, agents_available=1, expected_wait=(60, 180))
+    fresh = HandoffStatus("queued", queue=queue, waited_seconds=30)
+    assert "within 1 to 3 minutes" in note("waiting", WORDS, fresh)
+    outwaited = HandoffStatus("queued", queue=queue, waited_seconds=200)
+    said = note("waiting", WORDS, outwaited)
+    assert "second in line" in said and "within" not in said
+
+
+def test_time_closed_does_not_count_towards_the_assignment_timeout() -> None:
+    hours = parse_hours("UTC; Mon-Sun 09:00-17:00")
+    row = ConversationRow(
+        id=1,
+        identity="x" * 64,
+        generation=1,
+        sid="CH" + "1" * 32,
+        state="open",
+        synced_index=0,
+        created_at="2026-12-01T22:00:00Z",  # written after hours
+        closed_at=None,
+        closed_by=None,
+        progress="queued",
+    )
+    moment = [datetime(2026, 12, 2, 8, 0, tzinfo=UTC)]
+    standing = Standing(None, WaitPolicy(hours, 300.0), clock=lambda: moment[0])
+    before = standing.of(row)
+    assert (before.state, before.choices) == ("after_hours", ())
+    assert before.opens_at == "2026-12-02T09:00:00Z"
+    moment[0] = datetime(2026, 12, 2, 9, 2, tzinfo=UTC)  # open two minutes
+    assert standing.of(row).choices == ()
+    moment[0] = datetime(2026, 12, 2, 9, 6, tzinfo=UTC)  # open six: past the five
+    assert standing.of(row).choices == ("keep_waiting", "leave_message", "continue_with_assistant")
