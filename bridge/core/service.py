@@ -194,8 +194,9 @@ class HandoffService:
         summary = checked_context(context, self.limits.max_context_chars)
         latest = await self._store.latest_conversation(identity)
         if latest is None or latest.state == "closed":
-            nobody = await self._standing.before_opening()
-            if nobody is not None and self._standing.declines:
+            # Asked only to decline: a message taken anyway hears of it from the queue.
+            nobody = await self._standing.before_opening() if self._standing.declines else None
+            if nobody is not None:
                 # Closed, or nobody there, and told not to take messages: nothing sent.
                 replies, lease, more = await self._handout.take(identity)
                 return HandoffResult(
