@@ -212,7 +212,7 @@ def summary(results: dict[str, Any]) -> list[str]:
                 )
             lines.append(f"[disconnects] target with after 0 lost / 0 twice: {met(block)}")
         elif name == "queue":
-            for key in ("few", "many"):
+            for key in ("few", "few_again", "many", "many_again"):
                 q = block[key]
                 lines.append(
                     f"[queue] {q['users']} users waiting in one queue: "
