@@ -220,9 +220,7 @@ def summary(results: dict[str, Any]) -> list[str]:
                     f"({q['queue_calls']}), {q['answers']} answers, "
                     f"{q['answers_without_position']} without a position"
                 )
-            lines.append(
-                f"[queue] ratio many/few {block['calls_ratio_many_to_few']}: {met(block)}"
-            )
+            lines.append(f"[queue] ratio many/few {block['calls_ratio_many_to_few']}: {met(block)}")
     return lines
 
 

@@ -91,8 +91,7 @@ async def run(quick: bool) -> dict[str, Any]:
         "calls_ratio_many_to_few": round(ratio, 2),
         "target": {
             "note": "steady queue calls per minute do not grow with the users (ratio < 2)",
-            "met": ratio < 2 and all(
-                w["answers_without_position"] == 0 for w in (few_again, many_again)
-            ),
+            "met": ratio < 2
+            and all(w["answers_without_position"] == 0 for w in (few_again, many_again)),
         },
     }
