@@ -62,15 +62,16 @@ async def _waiting(running: Stack, users: list[str], seconds: float) -> dict[str
 
 
 async def run(quick: bool) -> dict[str, Any]:
-    many = 100 if quick else 1000
+    count = 100 if quick else 1000
     seconds = 15.0 if quick else 60.0
-    settings = {
-        "TWILIO_WORKSPACE_SID": WORKSPACE_SID,
-        "REPLY_WAIT_SECONDS": "1",
-        "MAX_WAITING_CALLS": "100000",
-    }
-    async with stack("queue", http_limit=many + 50, **settings) as running:
-        users = [f"queue-{i}" for i in range(many)]
+    async with stack(
+        "queue",
+        http_limit=count + 50,
+        TWILIO_WORKSPACE_SID=WORKSPACE_SID,
+        REPLY_WAIT_SECONDS="1",
+        MAX_WAITING_CALLS="100000",
+    ) as running:
+        users = [f"queue-{i}" for i in range(count)]
         await running.open_conversations(users, concurrency=50)
         await running.restart_bridge(REPLY_WAIT_SECONDS=str(WAIT_SECONDS))
         await running.bridge_idle()

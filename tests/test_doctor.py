@@ -28,13 +28,13 @@ from bridge.doctor import (
     CHECK_NAMES,
     CheckResult,
     check_routing,
-    check_settings,
     exit_code,
     is_under,
     mask,
     render,
     run_checks,
 )
+from bridge.doctor.checks import check_settings
 from bridge.routing import build_router
 from bridge.sandbox.studio.state import flex_flow_definition
 from tests.conftest import LiveServer, free_port, sandbox_env, twilio_client

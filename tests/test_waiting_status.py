@@ -60,7 +60,7 @@ async def standing(http: httpx.AsyncClient, user: str, **wanted: Any) -> dict[st
     queue figures fresh while it waits)."""
     handoff: dict[str, Any] = {}
     for _ in range(40):
-        answer = (await http.get(f"/replies/{user}", params={"wait": "0.5"})).json()
+        answer: dict[str, Any] = (await http.get(f"/replies/{user}", params={"wait": "0.5"})).json()
         handoff = answer["handoff"]
         queue = handoff["queue"] or {}
         if all(handoff.get(k, queue.get(k)) == v for k, v in wanted.items()):
@@ -106,14 +106,14 @@ async def test_positions_move_as_agents_accept_and_the_wait_needs_history(
             task = await asyncio.to_thread(accept_next, twilio, alex)
             await asyncio.to_thread(complete, twilio, task)
         await http.post("/send/fay", json={"msg": "me too"})
-        answer: dict[str, Any] = {}
+        fay: dict[str, Any] = {}
         for _ in range(40):  # the history is read less often than the line
-            answer = (await http.get("/replies/fay", params={"wait": "0.5"})).json()
-            if answer["handoff"]["queue"] and answer["handoff"]["queue"]["expected_wait_seconds"]:
+            fay = (await http.get("/replies/fay", params={"wait": "0.5"})).json()
+            if fay["handoff"]["queue"] and fay["handoff"]["queue"]["expected_wait_seconds"]:
                 break
-        wait = answer["handoff"]["queue"]["expected_wait_seconds"]
+        wait = fay["handoff"]["queue"]["expected_wait_seconds"]
         assert 0 <= wait["low"] <= wait["high"] <= 60  # these agents answered in seconds
-        assert "Lately an agent usually picked up within" in answer["note"]
+        assert "Lately an agent usually picked up within" in fay["note"]
 
 
 async def test_after_hours_the_message_is_taken_with_the_opening_time(
@@ -160,7 +160,7 @@ async def test_nobody_signed_in_and_decline_sends_nothing_until_someone_is(
 
 
 async def choices_offered(http: httpx.AsyncClient, user: str) -> dict[str, Any]:
-    answer = (await http.get(f"/replies/{user}", params={"wait": "3"})).json()
+    answer: dict[str, Any] = (await http.get(f"/replies/{user}", params={"wait": "3"})).json()
     assert answer["handoff"]["choices"] == [
         "keep_waiting",
         "leave_message",

@@ -261,10 +261,9 @@ async def test_choices_are_refused_when_there_is_nothing_to_choose(
             with pytest.raises(InvalidChoice):
                 await core.wired.handoff.choose(who, bad)
         core.twilio.set_task(core.twilio.only().sid, "assigned")
-        await core.wired.store.set_progress(
-            (await core.wired.store.latest_conversation(who)).id,
-            "with_agent",  # type: ignore[union-attr]
-        )
+        row = await core.wired.store.latest_conversation(who)
+        assert row is not None
+        await core.wired.store.set_progress(row.id, "with_agent")
         with pytest.raises(NothingToChoose):
             await core.wired.handoff.choose(who, "continue_with_assistant")
         assert core.twilio.only().state == "active"  # an agent has it: nothing withdrawn
