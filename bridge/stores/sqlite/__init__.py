@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridge.stores.sqlite.handoff import HandoffTables
-from bridge.stores.sqlite.oauth import OAuthTables
+from bridge.stores.handoff import HandoffTables
+from bridge.stores.oauth import OAuthTables
+from bridge.stores.sqlite.connection import SqliteConnection
 
 
-class SqliteStore(HandoffTables, OAuthTables):
+class SqliteStore(HandoffTables, OAuthTables, SqliteConnection):
     """The hand-off's and the authorization server's tables in one database file."""
 
 

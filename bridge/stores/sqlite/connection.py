@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Self
@@ -22,10 +21,7 @@ from typing import Any, Self
 import aiosqlite
 
 from bridge.store import StoreUnavailable
-
-
-def now_text() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+from bridge.stores.base import Database, Row, now_text
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -37,8 +33,8 @@ def _migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
-class SqliteConnection:
-    """Holds the connection; subclasses add the tables' typed functions."""
+class SqliteConnection(Database):
+    """Holds the connection; the tables' typed functions are mixed in above it."""
 
     def __init__(self, db: aiosqlite.Connection, path: Path, created: bool) -> None:
         self._db = db
@@ -74,13 +70,9 @@ class SqliteConnection:
     async def close(self) -> None:
         await self._db.close()
 
-    async def fetch(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+    async def fetch(self, sql: str, args: Iterable[Any] = ()) -> list[Row]:
         """Run one statement and return its rows (``RETURNING`` rows for a change)."""
         return list(await self._db.execute_fetchall(sql, tuple(args)))
-
-    async def fetch_one(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Row | None:
-        rows = await self.fetch(sql, args)
-        return rows[0] if rows else None
 
     async def migrate(self) -> list[int]:
         """Apply numbered, forward-only migrations not yet applied; return their numbers."""

@@ -1,11 +1,9 @@
-"""The hand-off's tables in SQLite: settings, conversations, agent messages, the outbox."""
+"""The hand-off's tables: settings, conversations, agent messages, the outbox (the SQL
+both backends speak)."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import secrets
-import sqlite3
 import time
 from collections.abc import Sequence
 
@@ -21,22 +19,24 @@ from bridge.store import (
     Progress,
     WaitingChoice,
 )
-from bridge.stores.sqlite.connection import SqliteConnection, now_text
+from bridge.stores.base import Database, Row, fields, now_text, placeholders
 
 
-def _conversation(row: sqlite3.Row) -> ConversationRow:
-    return ConversationRow(**dict(row))
+def _conversation(row: Row) -> ConversationRow:
+    return ConversationRow(**fields(row))
 
 
-def _outbox(row: sqlite3.Row) -> OutboxRow:
-    return OutboxRow(**dict(row))
+def _outbox(row: Row) -> OutboxRow:
+    return OutboxRow(**fields(row))
 
 
-class HandoffTables(SqliteConnection):
+class HandoffTables(Database):
     # --- settings -----------------------------------------------------------------------
 
     async def get_or_create_setting(self, key: str, value: str) -> str:
-        await self.fetch("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, value))
+        await self.fetch(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING", (key, value)
+        )
         row = await self.fetch_one("SELECT value FROM settings WHERE key = ?", (key,))
         assert row is not None
         return str(row[0])
@@ -72,13 +72,12 @@ class HandoffTables(SqliteConnection):
         # The partial unique index (one not closed per identity) lets exactly one of any
         # number of simultaneous inserts through; the others read its row.
         while True:
-            with contextlib.suppress(sqlite3.IntegrityError):
-                await self.fetch(
-                    "INSERT INTO conversations (identity, generation, state, created_at) "
-                    "SELECT ?, COALESCE(MAX(generation), 0) + 1, 'opening', ? "
-                    "FROM conversations WHERE identity = ?",
-                    (identity, now_text(), identity),
-                )
+            await self.fetch(
+                "INSERT INTO conversations (identity, generation, state, created_at) "
+                "SELECT ?, COALESCE(MAX(generation), 0) + 1, 'opening', ? "
+                "FROM conversations WHERE identity = ? ON CONFLICT DO NOTHING",
+                (identity, now_text(), identity),
+            )
             row = await self.fetch_one(
                 "SELECT * FROM conversations WHERE identity = ? AND state != 'closed'",
                 (identity,),
@@ -126,7 +125,8 @@ class HandoffTables(SqliteConnection):
                 return False
             changed = await self.fetch(
                 "UPDATE conversations SET progress = ?, agent_name = COALESCE(?, agent_name)"
-                " WHERE id = ? AND state != 'closed' AND progress IS ? AND agent_name IS ?"
+                " WHERE id = ? AND state != 'closed' AND progress IS NOT DISTINCT FROM ?"
+                " AND agent_name IS NOT DISTINCT FROM ?"
                 " RETURNING id",
                 (progress, agent_name, conversation_id, row.progress, row.agent_name),
             )
@@ -162,25 +162,33 @@ class HandoffTables(SqliteConnection):
     async def record_agent_messages(
         self, conversation_id: int, messages: list[AgentMessage], synced_index: int | None = None
     ) -> int:
-        # One statement for the batch (rows from a JSON array), so it is stored whole or
-        # not at all; the sync mark moves only afterwards. OR IGNORE makes a repeat harmless.
+        # One statement for the batch, so it is stored whole or not at all; the sync mark
+        # moves only afterwards. ON CONFLICT makes a repeat harmless.
         added = 0
         if messages:
-            rows = json.dumps(
-                [[m.message_sid, m.idx, m.author, m.body, m.sent_at] for m in messages]
-            )
+            values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(messages))
             inserted = await self.fetch(
-                "INSERT OR IGNORE INTO agent_messages"
+                "INSERT INTO agent_messages"  # noqa: S608 - only placeholders are formatted in
                 " (message_sid, conversation_id, idx, author, body, sent_at)"
-                " SELECT value ->> 0, ?, value ->> 1, value ->> 2, value ->> 3, value ->> 4"
-                " FROM json_each(?) RETURNING message_sid",
-                (conversation_id, rows),
+                f" VALUES {values} ON CONFLICT DO NOTHING RETURNING message_sid",
+                [
+                    value
+                    for m in messages
+                    for value in (
+                        m.message_sid,
+                        conversation_id,
+                        m.idx,
+                        m.author,
+                        m.body,
+                        m.sent_at,
+                    )
+                ],
             )
             added = len(inserted)
         if synced_index is not None:
             await self.fetch(
-                "UPDATE conversations SET synced_index = MAX(synced_index, ?) WHERE id = ?",
-                (synced_index, conversation_id),
+                "UPDATE conversations SET synced_index = ? WHERE id = ? AND synced_index < ?",
+                (synced_index, conversation_id, synced_index),
             )
         return added
 
@@ -265,11 +273,14 @@ class HandoffTables(SqliteConnection):
         return len(confirmed)
 
     async def release_replies(self, lease: str, message_sids: Sequence[str] | None = None) -> None:
-        await self.fetch(
-            "UPDATE agent_messages SET lease = NULL, leased_until = NULL WHERE lease = ?"
-            " AND (? IS NULL OR message_sid IN (SELECT value FROM json_each(?)))",
-            (lease, None if message_sids is None else 1, json.dumps(list(message_sids or ()))),
-        )
+        release = "UPDATE agent_messages SET lease = NULL, leased_until = NULL WHERE lease = ?"
+        if message_sids is None:
+            await self.fetch(release, (lease,))
+        elif message_sids:
+            await self.fetch(
+                f"{release} AND message_sid IN ({placeholders(len(message_sids))})",
+                (lease, *message_sids),
+            )
 
     # --- the outbox ---------------------------------------------------------------------
 
@@ -292,11 +303,13 @@ class HandoffTables(SqliteConnection):
         return _outbox(row)
 
     async def pending_messages(self, identity: str | None = None) -> list[OutboxRow]:
-        rows = await self.fetch(
-            "SELECT * FROM outbox WHERE state = 'pending' AND (? IS NULL OR identity = ?)"
-            " ORDER BY id",
-            (identity, identity),
-        )
+        if identity is None:
+            rows = await self.fetch("SELECT * FROM outbox WHERE state = 'pending' ORDER BY id")
+        else:
+            rows = await self.fetch(
+                "SELECT * FROM outbox WHERE state = 'pending' AND identity = ? ORDER BY id",
+                (identity,),
+            )
         return [_outbox(row) for row in rows]
 
     async def begin_attempt(self, row_id: int) -> int:

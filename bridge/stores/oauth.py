@@ -1,4 +1,5 @@
-"""The authorization server's tables in SQLite: pending sign-ins, codes, tokens, clients."""
+"""The authorization server's tables: pending sign-ins, codes, tokens, clients (the SQL
+both backends speak)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from bridge.auth.store import (
     TokenKind,
     TokenRow,
 )
-from bridge.stores.sqlite.connection import SqliteConnection
+from bridge.stores.base import Database, fields, placeholders
 
 
-class OAuthTables(SqliteConnection):
+class OAuthTables(Database):
     async def save_pending(self, pending: PendingSignIn) -> None:
         await self.fetch(
             "INSERT INTO oauth_requests (upstream_state, client_id, redirect_uri, state, scope,"
@@ -45,7 +46,7 @@ class OAuthTables(SqliteConnection):
         await self.fetch("DELETE FROM oauth_requests WHERE created_at < ?", (oldest,))
         if row is None or row["created_at"] < oldest:
             return None
-        return PendingSignIn(**dict(row))
+        return PendingSignIn(**fields(row))
 
     async def purge_abandoned(self, started_before: float) -> None:
         await self.fetch("DELETE FROM oauth_requests WHERE created_at < ?", (started_before,))
@@ -82,7 +83,7 @@ class OAuthTables(SqliteConnection):
         )
         if row is None or row["created_at"] < started_after:
             return None
-        return ConsentRequest(**dict(row))
+        return ConsentRequest(**fields(row))
 
     async def has_consent(self, subject: str, client_id: str) -> bool:
         row = await self.fetch_one(
@@ -93,8 +94,8 @@ class OAuthTables(SqliteConnection):
 
     async def save_consent(self, subject: str, client_id: str) -> None:
         await self.fetch(
-            "INSERT OR IGNORE INTO oauth_consents (subject, client_id, created_at)"
-            " VALUES (?, ?, ?)",
+            "INSERT INTO oauth_consents (subject, client_id, created_at)"
+            " VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             (subject, client_id, time.time()),
         )
 
@@ -122,7 +123,7 @@ class OAuthTables(SqliteConnection):
             (time.time(), code_hash),
         )
         row = await self.fetch_one("SELECT * FROM oauth_codes WHERE code_hash = ?", (code_hash,))
-        return (CodeRow(**dict(row)) if row else None), bool(used)
+        return CodeRow(**fields(row)) if row else None, bool(used)
 
     async def save_token(self, token: TokenRow) -> None:
         await self.fetch(
@@ -152,7 +153,7 @@ class OAuthTables(SqliteConnection):
             " WHERE t.token_hash = ? AND t.kind = ?",
             (token_hash, kind),
         )
-        return TokenRow(**dict(row)) if row else None
+        return TokenRow(**fields(row)) if row else None
 
     async def revoke_token(self, token_hash: str) -> bool:
         revoked = await self.fetch(
@@ -165,7 +166,8 @@ class OAuthTables(SqliteConnection):
     async def revoke_family(self, family: str) -> None:
         now = time.time()
         await self.fetch(
-            "INSERT OR IGNORE INTO oauth_revoked_families (family, revoked_at) VALUES (?, ?)",
+            "INSERT INTO oauth_revoked_families (family, revoked_at) VALUES (?, ?)"
+            " ON CONFLICT DO NOTHING",
             (family, now),
         )
         await self.fetch(
@@ -217,6 +219,6 @@ class OAuthTables(SqliteConnection):
         )
         if gone:
             await self.fetch(
-                "DELETE FROM oauth_consents WHERE client_id IN (SELECT value FROM json_each(?))",
-                (json.dumps([row[0] for row in gone]),),
+                f"DELETE FROM oauth_consents WHERE client_id IN ({placeholders(len(gone))})",  # noqa: S608
+                [row[0] for row in gone],
             )

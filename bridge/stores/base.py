@@ -1,0 +1,68 @@
+"""What every backend's connection offers the tables: one way to run a statement.
+
+The tables (:mod:`bridge.stores.handoff`, :mod:`bridge.stores.oauth`) are written once,
+in the SQL both SQLite and PostgreSQL speak (``?`` placeholders, ``ON CONFLICT DO
+NOTHING``, ``RETURNING``, row values); each backend's connection runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+
+def now_text() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Row(Protocol):
+    """A result row, read by position or by column name (``dict(row)`` works)."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+    def keys(self) -> Iterable[str]: ...
+
+
+class Database:
+    """Holds a backend's connection; the tables' typed functions are mixed in above it."""
+
+    async def fetch(self, sql: str, args: Iterable[Any] = ()) -> list[Row]:
+        """Run one statement and return its rows (``RETURNING`` rows for a change)."""
+        raise NotImplementedError
+
+    async def fetch_one(self, sql: str, args: Iterable[Any] = ()) -> Row | None:
+        rows = await self.fetch(sql, args)
+        return rows[0] if rows else None
+
+
+def fields(row: Row) -> dict[str, Any]:
+    """The row as column name → value (a row iterates its values, not its names)."""
+    return {name: row[name] for name in row.keys()}  # noqa: SIM118
+
+
+def placeholders(count: int) -> str:
+    """``?, ?, ?`` for a list of ``count`` values in an ``IN (…)``."""
+    return ", ".join("?" * count)
+
+
+class NamedRow(tuple[Any, ...]):
+    """A row that reads like sqlite3.Row: by position, by name, and as a mapping."""
+
+    _names: tuple[str, ...]
+
+    def __new__(cls, values: Iterable[Any], names: tuple[str, ...]) -> NamedRow:
+        row = super().__new__(cls, values)
+        row._names = names
+        return row
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return super().__getitem__(self._names.index(key))
+        return super().__getitem__(key)
+
+    def keys(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def as_dict(self) -> Mapping[str, Any]:
+        return dict(zip(self._names, self, strict=True))
