@@ -147,6 +147,8 @@ class Settings:
     unavailable_policy: str = "take_message"
     assignment_timeout_seconds: float | None = 300.0
     queue_refresh_seconds: float = 5.0
+    #: DATABASE_URL when it names PostgreSQL (None: the SQLite file at database_path).
+    postgres_url: str | None = None
 
     @property
     def webhook_url(self) -> str:
@@ -260,15 +262,24 @@ def _url(name: str, raw: str) -> str:
     return raw.rstrip("/")
 
 
-def _database_path(env: Mapping[str, str]) -> Path:
+def _database(env: Mapping[str, str]) -> tuple[Path, str | None]:
+    """DATABASE_URL: a SQLite file's path, or a PostgreSQL URL (then the path is unused)."""
     raw = env.get("DATABASE_URL", "").strip() or "sqlite:///data/bridge.db"
+    if raw.startswith(("postgresql://", "postgres://")):
+        if not urlsplit(raw).hostname and "host=" not in raw:
+            raise ConfigError(
+                "DATABASE_URL must name PostgreSQL's host: "
+                "postgresql://user:password@host:5432/dbname."
+            )
+        return Path(), raw
     prefix = "sqlite:///"
     if not raw.startswith(prefix) or len(raw) == len(prefix):
         raise ConfigError(
-            "DATABASE_URL must look like sqlite:///data/bridge.db (relative) or "
-            f"sqlite:////var/lib/bridge.db (absolute), got {raw!r}."
+            "DATABASE_URL must look like sqlite:///data/bridge.db (relative), "
+            "sqlite:////var/lib/bridge.db (absolute) or postgresql://user:password@host/db, "
+            f"got {raw[:40]!r}."
         )
-    return Path(raw[len(prefix) :])
+    return Path(raw[len(prefix) :]), None
 
 
 def _seconds(env: Mapping[str, str], name: str, default: float, maximum: float) -> float:
@@ -479,6 +490,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     else:
         flow_sid = ""
     workspace_sid, workflow_sid, task_channel = _flex_routing(env, sandbox, routing)
+    database = _database(env)
     poll = _poll_settings(env)
 
     base_raw = env.get("TWILIO_API_BASE_URL", "").strip()
@@ -523,7 +535,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_url=public_url,
         host=host,
         port=port,
-        database_path=_database_path(env),
+        database_path=database[0],
+        postgres_url=database[1],
         bridge_secret=secret,
         reply_wait_seconds=_seconds(env, "REPLY_WAIT_SECONDS", 30.0, MAX_REPLY_WAIT_SECONDS),
         twilio_timeout_seconds=_seconds(env, "TWILIO_TIMEOUT_SECONDS", 10.0, 60.0),

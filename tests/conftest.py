@@ -20,6 +20,7 @@ from twilio.rest import Client
 
 from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, Settings, load_settings
 from bridge.server import serve
+from tests.postgres import postgres_server, postgres_url  # noqa: F401 - fixtures
 
 
 def free_port() -> int:

@@ -54,6 +54,13 @@ def test_database_url_forms() -> None:
         "/var/lib/b.db"
     )
     assert load_settings({"DATABASE_URL": "sqlite:///x/b.db"}).database_path == Path("x/b.db")
+    assert load_settings({"DATABASE_URL": "sqlite:///x/b.db"}).postgres_url is None
+    url = "postgresql://bridge:pw@db.internal:5432/bridge"
+    assert load_settings({"DATABASE_URL": url}).postgres_url == url
+    with pytest.raises(ConfigError, match="DATABASE_URL must name PostgreSQL's host"):
+        load_settings({"DATABASE_URL": "postgresql:///bridge"})
+    with pytest.raises(ConfigError, match="DATABASE_URL must look like"):
+        load_settings({"DATABASE_URL": "mysql://db/bridge"})
 
 
 @pytest.mark.parametrize(
@@ -71,7 +78,7 @@ def test_database_url_forms() -> None:
         ({"PUBLIC_URL": "example.com"}, "PUBLIC_URL"),
         ({"PUBLIC_URL": "https://x.io/?a=1"}, "PUBLIC_URL"),
         ({"TWILIO_API_BASE_URL": "ftp://x"}, "TWILIO_API_BASE_URL"),
-        ({"DATABASE_URL": "postgres://x"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "postgresql:///no-host"}, "DATABASE_URL"),
         ({"REPLY_WAIT_SECONDS": "41"}, "REPLY_WAIT_SECONDS"),
         ({"REPLY_WAIT_SECONDS": "0"}, "REPLY_WAIT_SECONDS"),
         ({"REPLY_WAIT_SECONDS": "soon"}, "REPLY_WAIT_SECONDS"),

@@ -1,4 +1,5 @@
-"""The store on a real SQLite file."""
+"""The store on a real SQLite file and on a real PostgreSQL server: the same tests for
+both backends, and the SQLite file's own (WAL, migrations of old files)."""
 
 from __future__ import annotations
 
@@ -11,20 +12,35 @@ from pathlib import Path
 
 import pytest
 
-from bridge.store import AgentMessage
+from bridge.store import AgentMessage, StoreUnavailable
+from bridge.stores.postgres import PostgresStore, open_postgres_store
 from bridge.stores.sqlite import SqliteStore, open_sqlite_store
+
+AnyStore = SqliteStore | PostgresStore
 
 MIGRATIONS = Path(__file__).parents[1] / "bridge" / "stores" / "sqlite" / "migrations"
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+async def sqlite_db(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     opened = await open_sqlite_store(tmp_path / "nested" / "bridge.db")
     yield opened
     await opened.close()
 
 
-async def take(db: SqliteStore, identity: str) -> list[AgentMessage]:
+@pytest.fixture(params=["sqlite", "postgres"])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AnyStore]:
+    """The store, on each backend in turn."""
+    opened: AnyStore
+    if request.param == "sqlite":
+        opened = await open_sqlite_store(tmp_path / "nested" / "bridge.db")
+    else:
+        opened = await open_postgres_store(request.getfixturevalue("postgres_url"))
+    yield opened
+    await opened.close()
+
+
+async def take(db: AnyStore, identity: str) -> list[AgentMessage]:
     """Take and confirm at once: what one answer that reached its caller hands out."""
     lease = secrets.token_hex(8)
     taken = await db.take_replies(identity, lease, time.time() + 60)
@@ -36,7 +52,8 @@ def message(n: int) -> AgentMessage:
     return AgentMessage(f"IM{n:032d}", n, "agent", f"reply {n}", "2026-11-22T10:00:00Z")
 
 
-async def test_wal_mode_and_migrations_apply_once(db: SqliteStore, tmp_path: Path) -> None:
+async def test_wal_mode_and_migrations_apply_once(sqlite_db: SqliteStore, tmp_path: Path) -> None:
+    db = sqlite_db
     assert (await db.fetch("PRAGMA journal_mode"))[0][0] == "wal"
     assert await db.migrate() == []
     again = await open_sqlite_store(tmp_path / "nested" / "bridge.db")
@@ -44,13 +61,13 @@ async def test_wal_mode_and_migrations_apply_once(db: SqliteStore, tmp_path: Pat
     await again.close()
 
 
-async def test_simultaneous_claims_make_one_conversation(db: SqliteStore) -> None:
+async def test_simultaneous_claims_make_one_conversation(db: AnyStore) -> None:
     rows = await asyncio.gather(*[db.claim_conversation("who") for _ in range(20)])
     assert {row.id for row in rows} == {rows[0].id}
     assert rows[0].generation == 1 and rows[0].state == "opening"
 
 
-async def test_closing_lets_the_next_claim_open_a_new_generation(db: SqliteStore) -> None:
+async def test_closing_lets_the_next_claim_open_a_new_generation(db: AnyStore) -> None:
     first = await db.claim_conversation("who")
     await db.mark_open(first.id, "CH1")
     assert await db.mark_closed(first.id, "agent")
@@ -61,7 +78,7 @@ async def test_closing_lets_the_next_claim_open_a_new_generation(db: SqliteStore
     assert latest is not None and latest.id == second.id
 
 
-async def test_agent_messages_are_stored_once_and_handed_out_once(db: SqliteStore) -> None:
+async def test_agent_messages_are_stored_once_and_handed_out_once(db: AnyStore) -> None:
     conv = await db.claim_conversation("who")
     assert await db.record_agent_messages(conv.id, [message(1), message(3)], 3) == 2
     assert await db.record_agent_messages(conv.id, [message(1), message(3)], 3) == 0
@@ -73,7 +90,7 @@ async def test_agent_messages_are_stored_once_and_handed_out_once(db: SqliteStor
     assert await take(db, "someone else") == []
 
 
-async def test_concurrent_takes_never_share_a_message(db: SqliteStore) -> None:
+async def test_concurrent_takes_never_share_a_message(db: AnyStore) -> None:
     conv = await db.claim_conversation("who")
     await db.record_agent_messages(conv.id, [message(n) for n in range(50)], 49)
     results = await asyncio.gather(*[take(db, "who") for _ in range(10)])
@@ -81,7 +98,7 @@ async def test_concurrent_takes_never_share_a_message(db: SqliteStore) -> None:
     assert sorted(handed) == list(range(50))
 
 
-async def test_an_older_conversations_replies_come_first(db: SqliteStore) -> None:
+async def test_an_older_conversations_replies_come_first(db: AnyStore) -> None:
     first = await db.claim_conversation("who")
     await db.mark_open(first.id, "CH1")
     await db.record_agent_messages(first.id, [message(7)], 7)
@@ -116,12 +133,12 @@ async def test_migration_keeps_what_the_delivery_cursor_had_handed_out(tmp_path:
         await db.close()
 
 
-async def test_generated_setting_is_kept(db: SqliteStore) -> None:
+async def test_generated_setting_is_kept(db: AnyStore) -> None:
     assert await db.get_or_create_setting("k", "first") == "first"
     assert await db.get_or_create_setting("k", "second") == "first"
 
 
-async def test_replies_behind_a_gap_wait_for_it(db: SqliteStore) -> None:
+async def test_replies_behind_a_gap_wait_for_it(db: AnyStore) -> None:
     """A reply seen before an earlier one (a webhook lost or late) is held back until the
     gap is filled, so the cursor never moves past a reply that was not handed out."""
     conv = await db.claim_conversation("who")
@@ -134,7 +151,7 @@ async def test_replies_behind_a_gap_wait_for_it(db: SqliteStore) -> None:
     assert await db.conversations_with_gaps() == []
 
 
-async def test_who_closed_is_kept_and_the_first_closer_named_wins(db: SqliteStore) -> None:
+async def test_who_closed_is_kept_and_the_first_closer_named_wins(db: AnyStore) -> None:
     conv = await db.claim_conversation("who")
     await db.mark_open(conv.id, "CH1")
     await db.mark_closing(conv.id, "user")  # the user's /end is on its way to Twilio
@@ -151,14 +168,14 @@ async def test_who_closed_is_kept_and_the_first_closer_named_wins(db: SqliteStor
     assert (await db.conversation_by_id(other.id)).closed_by == "agent"
 
 
-async def test_health_checks_leave_nothing_behind(db: SqliteStore) -> None:
+async def test_health_checks_leave_nothing_behind(db: AnyStore) -> None:
     await db.ping()
     assert "writable" in await db.check_writable()
     assert await db.fetch("SELECT * FROM settings WHERE key = 'doctor_write_probe'") == []
 
 
 async def test_a_leased_reply_is_delivered_once_confirmed_and_again_once_released(
-    db: SqliteStore,
+    db: AnyStore,
 ) -> None:
     conv = await db.claim_conversation("who")
     await db.record_agent_messages(conv.id, [message(0), message(1)], 1)
@@ -173,7 +190,7 @@ async def test_a_leased_reply_is_delivered_once_confirmed_and_again_once_release
     assert await db.take_replies("who", "lease-4", time.time() + 60) == []
 
 
-async def test_a_lease_that_ran_out_hands_the_reply_out_again(db: SqliteStore) -> None:
+async def test_a_lease_that_ran_out_hands_the_reply_out_again(db: AnyStore) -> None:
     conv = await db.claim_conversation("who")
     await db.record_agent_messages(conv.id, [message(0)], 0)
     await db.take_replies("who", "lost", time.time() - 1)  # the caller's process died
@@ -182,7 +199,7 @@ async def test_a_lease_that_ran_out_hands_the_reply_out_again(db: SqliteStore) -
     assert await db.confirm_replies("lost") == 0  # too late: it belongs to "next" now
 
 
-async def test_after_returns_everything_following_a_reply_in_any_state(db: SqliteStore) -> None:
+async def test_after_returns_everything_following_a_reply_in_any_state(db: AnyStore) -> None:
     first = await db.claim_conversation("who")
     await db.mark_open(first.id, "CH1")
     await db.record_agent_messages(first.id, [message(0), message(1)], 1)
@@ -222,7 +239,7 @@ async def test_who_closed_survives_the_column_rebuild(tmp_path: Path) -> None:
         await db.close()
 
 
-async def test_progress_only_moves_forward_and_an_agent_can_be_renamed(db: SqliteStore) -> None:
+async def test_progress_only_moves_forward_and_an_agent_can_be_renamed(db: AnyStore) -> None:
     row = await db.claim_conversation("ida")
     assert row.progress is None  # not routed yet
     await db.mark_open(row.id, "CH" + "5" * 32)
@@ -238,3 +255,23 @@ async def test_progress_only_moves_forward_and_an_agent_can_be_renamed(db: Sqlit
     await db.mark_closed(row.id, "agent")
     assert not await db.set_progress(row.id, "with_agent", "Kim")  # closed stays closed
     assert (await db.conversation_by_id(row.id)).agent_name == "Sam"
+
+
+async def test_postgres_processes_starting_together_migrate_once(postgres_url: str) -> None:
+    stores = await asyncio.gather(*(open_postgres_store(postgres_url) for _ in range(4)))
+    try:
+        rows = await stores[0].fetch("SELECT version FROM schema_migrations ORDER BY version")
+        assert [row[0] for row in rows] == [1]
+        assert await stores[1].migrate() == []
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_postgres_unreachable_says_where_without_the_password() -> None:
+    url = "postgresql://bridge:s3cret-pass@127.0.0.1:9/bridge"
+    with pytest.raises(StoreUnavailable) as raised:
+        await open_postgres_store(url, connect_seconds=1)
+    said = f"{raised.value.detail} {raised.value.hint}"
+    assert "127.0.0.1:9/bridge" in said
+    assert "s3cret-pass" not in said

@@ -16,4 +16,8 @@ class Backend(Store, OAuthStore, Protocol):
 
 async def open_store(settings: Settings) -> Backend:
     """Open the store DATABASE_URL names, migrated; raises StoreUnavailable."""
+    if settings.postgres_url is not None:
+        from bridge.stores.postgres import open_postgres_store
+
+        return await open_postgres_store(settings.postgres_url)
     return await open_sqlite_store(settings.database_path)
