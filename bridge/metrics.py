@@ -77,6 +77,12 @@ class Metrics:
             "User messages stored but not yet posted to Twilio (read when scraped).",
             registry=registry,
         )
+        self.wake_delivery_seconds = Histogram(
+            "flexbridge_wake_delivery_seconds",
+            "With PostgreSQL: time from another process's wake-up (NOTIFY) to its arrival.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0),
+            registry=registry,
+        )
         self.waiting_requests = Gauge(
             "flexbridge_waiting_requests",
             "Requests waiting for an agent reply right now.",

@@ -165,7 +165,17 @@ async def build_services(
         if twilio is None:
             twilio = connect_twilio(settings, metrics)
             stack.push_async_callback(twilio.close)
-        coordination = local_coordination()
+        if settings.postgres_url is not None:
+            # Every process on the database as one: wake-ups, locks, jobs, rate limits.
+            from bridge.coordination.postgres import postgres_coordination
+
+            coordination = await stack.enter_async_context(
+                postgres_coordination(
+                    settings.postgres_url, observe_lag=metrics.wake_delivery_seconds.observe
+                )
+            )
+        else:
+            coordination = local_coordination()
         router = build_router(settings, twilio)
         handoff = build_handoff(settings, store, twilio, coordination, router, metrics)
         await handoff.start()

@@ -46,7 +46,10 @@ async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
     assert (health.status_code, health.json()) == (200, {"status": "ok"})
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "checks": {"store": "ok", "twilio": "ok"}}
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"store": "ok", "twilio": "ok", "wakeups": "ok"},
+    }
     assert ready.headers["Cache-Control"] == "no-store"
 
 

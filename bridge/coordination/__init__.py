@@ -2,7 +2,8 @@
 
 The core wakes waiters, takes per-identity locks, runs one-at-a-time jobs and counts
 rate limits only through these. :mod:`bridge.coordination.local` implements them in this
-process's memory (one bridge process); a shared implementation serves several processes.
+process's memory (one bridge process); :mod:`bridge.coordination.postgres` shares them
+between every process on one PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ class Wakeups(Protocol):
 
     def wake_all_here(self) -> None:
         """Wake every waiter of this process (at shutdown: each answers with what it has)."""
+
+    @property
+    def listening(self) -> bool:
+        """Whether wake-ups from every process reach this one now."""
 
 
 class Locks(Protocol):

@@ -24,7 +24,15 @@ class LocalWakeups:
             event = self._events[identity] = asyncio.Event()
         return event
 
+    @property
+    def listening(self) -> bool:
+        return True  # every waker is in this process
+
     async def wake(self, identity: str) -> None:
+        self.ring(identity)
+
+    def ring(self, identity: str) -> None:
+        """Set the identity's event now (the waiters holding it look again)."""
         event = self._events.pop(identity, None)
         if event is not None:
             event.set()

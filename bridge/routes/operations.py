@@ -59,11 +59,15 @@ async def readyz() -> Response:
     15 s). 503 with the failing checks otherwise, so a load balancer holds traffic back."""
     wired = services()
     store_problem, twilio_problem = await asyncio.gather(_store_check(wired), _twilio_check(wired))
+    # Without the listener this process misses other processes' wake-ups: waiters would
+    # answer late, so it takes no traffic until the listener is back.
+    listening = wired.coordination.wakeups.listening
     checks = {
         "store": store_problem or "ok",
         "twilio": twilio_problem or "ok",
+        "wakeups": "ok" if listening else "not listening for other processes' wake-ups",
     }
-    ready = store_problem is None and twilio_problem is None
+    ready = store_problem is None and twilio_problem is None and listening
     response = jsonify({"status": "ready" if ready else "not_ready", "checks": checks})
     response.status_code = 200 if ready else 503
     response.headers["Cache-Control"] = "no-store"

@@ -1,0 +1,69 @@
+"""Several bridge processes on one PostgreSQL database and one standalone emulator, as
+deployed behind a load balancer: a webhook landing on one process wakes the request
+waiting on another, at once (no reconcile, no polling)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from twilio.rest import Client
+
+from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
+from tests.processes import Process, bridge_process, running, sandbox_process
+
+
+def _bridge(tmp: Path, name: str, sandbox: Process, database: str, wait: str) -> Process:
+    folder = tmp / name
+    folder.mkdir()
+    # Reconciles far apart: only the wake-up can end the wait in time.
+    return bridge_process(
+        folder,
+        sandbox,
+        DATABASE_URL=database,
+        REPLY_WAIT_SECONDS=wait,
+        RECONCILE_INTERVAL_SECONDS="3600",
+    )
+
+
+def _wait_on(bridge: Process, answer: dict[str, Any]) -> None:
+    response = httpx.get(f"{bridge.url}/replies/sam", params={"wait": "20"}, timeout=40)
+    answer.update(response.json())
+
+
+def test_a_webhook_on_one_process_wakes_a_waiter_on_another(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    sandbox = sandbox_process(tmp_path).start()
+    one = _bridge(tmp_path, "one", sandbox, postgres_url, wait="20")
+    two = _bridge(tmp_path, "two", sandbox, postgres_url, wait="1")
+    with running(sandbox, one, two):
+        one.start()
+        two.start()
+        twilio = Client(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
+        twilio.conversations.base_url = f"{sandbox.url}/sandbox/twilio"
+        conversations = twilio.conversations.v1.conversations
+        # Opened through process two: the conversation's webhooks go to two.
+        sent = httpx.post(f"{two.url}/send/sam", json={"msg": "help"}, timeout=30).json()
+        assert sent["status"] == "waiting"
+        sid = conversations.list()[0].sid
+        assert httpx.get(f"{one.url}/readyz", timeout=10).json()["checks"]["wakeups"] == "ok"
+
+        for round_ in range(3):
+            answer: dict[str, Any] = {}
+            waiter = threading.Thread(target=_wait_on, args=(one, answer))
+            waiter.start()
+            time.sleep(0.5)  # the call is waiting on process one
+            replied = time.monotonic()
+            conversations(sid).messages.create(
+                author="agent.alex", body=f"reply {round_}", x_twilio_webhook_enabled="true"
+            )
+            waiter.join(30)
+            took = time.monotonic() - replied
+            assert [r["body"] for r in answer["replies"]] == [f"reply {round_}"]
+            assert took < 2.0, f"the wait ended {took:.2f} s after the reply"
+        # Each reply was handed out once, whichever process is asked.
+        assert httpx.get(f"{two.url}/replies/sam", timeout=10).json()["replies"] == []
