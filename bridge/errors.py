@@ -23,6 +23,7 @@ from bridge.core.errors import (
     RateLimited,
     TooManyWaiting,
 )
+from bridge.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,17 @@ def register_error_handlers(app: Quart) -> None:
         response.headers.update(error.headers)
         if error.retry_after is not None:
             response.headers["Retry-After"] = str(error.retry_after)
+        return response
+
+    @app.errorhandler(StoreUnavailable)
+    async def store_unavailable(error: StoreUnavailable) -> Response:
+        log.warning("store unavailable: %s", error.detail)
+        response = error_response(
+            503,
+            "store_unavailable",
+            "The service's database is not answering right now; try again in a few seconds.",
+        )
+        response.headers["Retry-After"] = "5"
         return response
 
     @app.errorhandler(TwilioError)

@@ -72,6 +72,10 @@ class Cluster:
             str(self.bin / "initdb"), "-D", str(self.data), "-U", USER,
             "--auth=trust", "-E", "UTF8", "--no-sync",
         )  # fmt: skip
+        self._serve()
+        return self.url("postgres")
+
+    def _serve(self) -> None:
         options = (
             f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
@@ -80,7 +84,12 @@ class Cluster:
             str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options,
             "-l", str(self.dir / "log"), "-w", "-t", "60", "start",
         )  # fmt: skip
-        return self.url("postgres")
+
+    def restart(self) -> None:
+        """Restart the server (clients cut off; what was committed stays: the tests'
+        speed settings make a crash lose commits, which is not what this stands for)."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "fast", "stop")
+        self._serve()
 
     def url(self, database: str) -> str:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"

@@ -1,18 +1,22 @@
 """Several bridge processes on one PostgreSQL database and one standalone emulator, as
 deployed behind a load balancer: a webhook landing on one process wakes the request
-waiting on another, at once (no reconcile, no polling)."""
+waiting on another, at once (no reconcile, no polling); PostgreSQL restarting under a
+running bridge loses nothing, and the service resumes by itself."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from twilio.rest import Client
 
 from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
+from tests.postgres import Cluster, new_database, require_postgres
 from tests.processes import Process, bridge_process, running, sandbox_process
 
 
@@ -67,3 +71,50 @@ def test_a_webhook_on_one_process_wakes_a_waiter_on_another(
             assert took < 2.0, f"the wait ended {took:.2f} s after the reply"
         # Each reply was handed out once, whichever process is asked.
         assert httpx.get(f"{two.url}/replies/sam", timeout=10).json()["replies"] == []
+
+
+def test_a_postgres_restart_loses_nothing_and_service_resumes(tmp_path: Path) -> None:
+    require_postgres()
+    if os.environ.get("TEST_POSTGRES_URL"):
+        pytest.skip("restarts a server of its own; TEST_POSTGRES_URL names one it may not")
+    cluster = Cluster()
+    database = new_database(cluster.start())
+    sandbox = sandbox_process(tmp_path).start()
+    bridge = _bridge(tmp_path, "one", sandbox, database, wait="10")
+    try:
+        with running(sandbox, bridge):
+            bridge.start()
+            twilio = Client(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
+            twilio.conversations.base_url = f"{sandbox.url}/sandbox/twilio"
+            conversations = twilio.conversations.v1.conversations
+            answer: dict[str, Any] = {}
+            waiter = threading.Thread(target=_send_on, args=(bridge, answer))
+            waiter.start()
+            for _ in range(100):
+                if conversations.list():
+                    break
+                time.sleep(0.05)
+            sid = conversations.list()[0].sid
+            cluster.restart()  # while the /send waits
+            conversations(sid).messages.create(
+                author="agent.alex", body="after the restart", x_twilio_webhook_enabled="true"
+            )
+            waiter.join(30)
+            got = [r["body"] for r in answer.get("replies", [])]
+            if not got:  # the webhook may have met the restart: the next call has it
+                again = httpx.get(f"{bridge.url}/replies/sam", params={"wait": "10"}, timeout=30)
+                got = [r["body"] for r in again.json()["replies"]]
+            assert got == ["after the restart"]
+            for _ in range(100):  # the listener is back by itself
+                ready = httpx.get(f"{bridge.url}/readyz", timeout=10)
+                if ready.status_code == 200:
+                    break
+                time.sleep(0.1)
+            assert ready.json()["checks"]["wakeups"] == "ok"
+    finally:
+        cluster.stop()
+
+
+def _send_on(bridge: Process, answer: dict[str, Any]) -> None:
+    response = httpx.post(f"{bridge.url}/send/sam", json={"msg": "help"}, timeout=40)
+    answer.update(response.json())

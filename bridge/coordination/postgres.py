@@ -213,9 +213,14 @@ async def postgres_coordination(
     """Coordination on the database at ``url`` (migrated by the store first): a pool of
     its own for locks and jobs, and the wake-up listener's connection."""
     pool = AsyncConnectionPool(
-        url, min_size=1, max_size=pool_size, kwargs={"autocommit": True}, open=False,
+        url,
+        min_size=1,
+        max_size=pool_size,
+        kwargs={"autocommit": True},
+        check=AsyncConnectionPool.check_connection,  # survive a server restart
+        open=False,
         name="coordination",
-    )  # fmt: skip
+    )
     await pool.open(wait=True, timeout=10)
     wakeups = SharedWakeups(pool, url, observe_lag)
     try:

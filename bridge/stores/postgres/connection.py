@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.rows import RowMaker
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from bridge.store import StoreUnavailable
 from bridge.stores.base import Database, NamedRow, Row, now_text
@@ -63,6 +63,9 @@ class PostgresConnection(Database):
             min_size=1,
             max_size=max_size,
             kwargs={"autocommit": True},
+            # A connection the server dropped (a restart, a failover) is replaced before
+            # use rather than failing a request: one round trip per checkout.
+            check=AsyncConnectionPool.check_connection,
             open=False,
             name="bridge",
         )
@@ -79,10 +82,14 @@ class PostgresConnection(Database):
         await self._pool.close()
 
     async def fetch(self, sql: str, args: Iterable[Any] = ()) -> list[Row]:
-        async with self._pool.connection() as conn:
-            cursor = conn.cursor(row_factory=_named_rows)
-            await cursor.execute(sql.replace("?", "%s"), tuple(args))
-            return list(await cursor.fetchall()) if cursor.description else []
+        try:
+            async with self._pool.connection() as conn:
+                cursor = conn.cursor(row_factory=_named_rows)
+                await cursor.execute(sql.replace("?", "%s"), tuple(args))
+                return list(await cursor.fetchall()) if cursor.description else []
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            # The server went away (a restart, a failover) or no connection came in time.
+            raise _unavailable(self._url, error) from error
 
     async def migrate(self) -> list[int]:
         """Apply numbered, forward-only migrations not yet applied, each in a transaction,
