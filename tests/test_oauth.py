@@ -21,9 +21,14 @@ from tests.conftest import Agent, LiveServer, ServerFactory, twilio_client
 CALLBACK = "https://chatgpt.com/aip/g-0123abcd/oauth/callback"
 
 
-@pytest.fixture
-def oauth_server(make_server: ServerFactory) -> LiveServer:
-    return make_server(AUTH_MODE="oauth", REPLY_WAIT_SECONDS="1")
+@pytest.fixture(params=["sqlite", "postgres"])
+def oauth_server(request: pytest.FixtureRequest, make_server: ServerFactory) -> LiveServer:
+    """The bridge as an authorization server, its codes, tokens and clients on each
+    backend in turn."""
+    database = {}
+    if request.param == "postgres":
+        database["DATABASE_URL"] = request.getfixturevalue("postgres_url")
+    return make_server(AUTH_MODE="oauth", REPLY_WAIT_SECONDS="1", **database)
 
 
 _clients: list[OAuth2Client] = []

@@ -15,7 +15,8 @@ import pytest
 from bridge.auth.oidc import s256
 from bridge.auth.store import ClientRow, PendingSignIn
 from bridge.config import SANDBOX_OAUTH_CLIENT_ID, SANDBOX_OAUTH_CLIENT_SECRET
-from bridge.stores.sqlite import open_sqlite_store
+from bridge.stores.postgres import PostgresStore, open_postgres_store
+from bridge.stores.sqlite import SqliteStore, open_sqlite_store
 from tests.conftest import LiveServer, ServerFactory
 from tests.test_oauth import (
     CALLBACK,
@@ -286,8 +287,15 @@ def test_sign_ins_started_are_rate_limited(make_server: ServerFactory) -> None:
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
 
 
-async def test_abandoned_sign_ins_and_unused_clients_expire(tmp_path: Path) -> None:
-    store = await open_sqlite_store(tmp_path / "oauth.db")
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_abandoned_sign_ins_and_unused_clients_expire(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    store: SqliteStore | PostgresStore
+    if backend == "sqlite":
+        store = await open_sqlite_store(tmp_path / "oauth.db")
+    else:
+        store = await open_postgres_store(request.getfixturevalue("postgres_url"))
     try:
         now = time.time()
         pending = PendingSignIn(
