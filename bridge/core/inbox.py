@@ -26,6 +26,8 @@ from bridge.tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_SECONDS = 15.0
+#: A message's index is a 32-bit integer (and stored as one); anything else is not one.
+MAX_INDEX = 2**31 - 1
 #: TaskRouter events the bridge hears of: an agent accepting a conversation's task, and
 #: the task's end, after which Flex may have closed the conversation.
 TASK_EVENTS = ("reservation.accepted", "task.wrapup", "task.completed", "task.canceled")
@@ -101,6 +103,10 @@ class Inbox:
         try:
             index = int(params.get("Index", ""))
         except ValueError:
+            return
+        if not 0 <= index <= MAX_INDEX:
+            # Not a message index Twilio writes: read the conversation itself instead.
+            self.schedule_reconcile(row.id)
             return
         message_sid = params.get("MessageSid", "")
         author = params.get("Author") or "system"

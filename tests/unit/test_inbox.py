@@ -114,3 +114,20 @@ async def test_a_timer_close_is_put_down_to_the_timer(core: Core) -> None:
         }
     )
     assert (await core.wired.handoff.replies(who, 0)).outcome == "closed_by_timeout"
+
+
+async def test_an_index_no_message_can_have_is_not_stored(core: Core) -> None:
+    who, sid = await _opened(core)
+    for index in ("9223372036854775808", "-1", str(2**31)):
+        assert await core.wired.handoff.inbox.on_event(
+            {
+                "EventType": "onMessageAdded",
+                "ConversationSid": sid,
+                "MessageSid": "IM" + "0" * 32,
+                "Index": index,
+                "Author": "agent.alex",
+                "Body": "forged",
+            }
+        )
+    result = await core.wired.handoff.replies(who, 0.2)
+    assert result.replies == []
