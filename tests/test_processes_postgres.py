@@ -1,23 +1,26 @@
 """Several bridge processes on one PostgreSQL database and one standalone emulator, as
 deployed behind a load balancer: a webhook landing on one process wakes the request
 waiting on another, at once (no reconcile, no polling); PostgreSQL restarting under a
-running bridge loses nothing, and the service resumes by itself."""
+running bridge loses nothing, and the service resumes by itself; two processes draining
+one outbox post each message once."""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from twilio.rest import Client
 
 from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
 from tests.postgres import Cluster, new_database, require_postgres
-from tests.processes import Process, bridge_process, running, sandbox_process
+from tests.processes import Process, bridge_process, running, sandbox_process, set_faults
 
 
 def _bridge(tmp: Path, name: str, sandbox: Process, database: str, wait: str) -> Process:
@@ -115,6 +118,50 @@ def test_a_postgres_restart_loses_nothing_and_service_resumes(tmp_path: Path) ->
         cluster.stop()
 
 
+def _send_from(bridge_and_user: tuple[Process, str]) -> dict[str, Any]:
+    bridge, user = bridge_and_user
+    response = httpx.post(f"{bridge.url}/send/{user}", json={"msg": f"from {user}"}, timeout=30)
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
 def _send_on(bridge: Process, answer: dict[str, Any]) -> None:
     response = httpx.post(f"{bridge.url}/send/sam", json={"msg": "help"}, timeout=40)
     answer.update(response.json())
+
+
+def test_two_processes_draining_one_outbox_post_each_message_once(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    sandbox = sandbox_process(tmp_path).start()
+    one = _bridge(tmp_path, "one", sandbox, postgres_url, wait="1")
+    two = _bridge(tmp_path, "two", sandbox, postgres_url, wait="1")
+    users = [f"user{n}" for n in range(12)]
+    with running(sandbox, one, two):
+        one.start()
+        two.start()
+        set_faults(sandbox, rate_500=1.0)  # Twilio down: every message waits in the outbox
+        with ThreadPoolExecutor(len(users)) as pool:  # all at once: a short outage
+            answers = list(
+                pool.map(_send_from, [(one if n % 2 else two, u) for n, u in enumerate(users)])
+            )
+        assert {a["status"] for a in answers} == {"waiting"}
+        # Back, but losing a third of the answers to writes it did: both processes' outbox
+        # workers retry, and the idempotency marks keep every post single.
+        set_faults(sandbox, rate_500=0.0, rate_lost_response=0.3)
+        with psycopg.connect(postgres_url) as conn:
+            for _ in range(600):
+                row = conn.execute("SELECT COUNT(*) FROM outbox WHERE state != 'sent'").fetchone()
+                if row == (0,):
+                    break
+                time.sleep(0.1)
+            assert row == (0,), "messages still unsent"
+        set_faults(sandbox, rate_lost_response=0.0)
+        twilio = Client(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
+        twilio.conversations.base_url = f"{sandbox.url}/sandbox/twilio"
+        bodies = [
+            m.body
+            for c in twilio.conversations.v1.conversations.list()
+            for m in twilio.conversations.v1.conversations(c.sid).messages.list()
+        ]
+    assert sorted(bodies) == sorted(f"from {user}" for user in users)
