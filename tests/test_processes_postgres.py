@@ -2,10 +2,11 @@
 deployed behind a load balancer: a webhook landing on one process wakes the request
 waiting on another, at once (no reconcile, no polling); PostgreSQL restarting under a
 running bridge loses nothing, and the service resumes by itself; two processes draining
-one outbox post each message once."""
+one outbox post each message once; a process killed while replies arrive loses none."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -165,3 +166,53 @@ def test_two_processes_draining_one_outbox_post_each_message_once(
             for m in twilio.conversations.v1.conversations(c.sid).messages.list()
         ]
     assert sorted(bodies) == sorted(f"from {user}" for user in users)
+
+
+def test_a_process_killed_while_replies_arrive_loses_none(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    sandbox = sandbox_process(tmp_path).start()
+    one = _bridge(tmp_path, "one", sandbox, postgres_url, wait="20")
+    two = _bridge(tmp_path, "two", sandbox, postgres_url, wait="1")
+    with running(sandbox, one, two):
+        one.start()
+        two.start()
+        twilio = Client(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
+        twilio.conversations.base_url = f"{sandbox.url}/sandbox/twilio"
+        httpx.post(f"{two.url}/send/sam", json={"msg": "help"}, timeout=30)
+        sid = twilio.conversations.v1.conversations.list()[0].sid
+        shown: list[str] = []  # what the caller read, in order
+        last = "none"
+
+        def keep_reading_on_one() -> None:
+            nonlocal last
+            with contextlib.suppress(httpx.HTTPError):
+                while True:
+                    answer = httpx.get(
+                        f"{one.url}/replies/sam", params={"wait": "20", "after": last}, timeout=40
+                    ).json()
+                    for reply in answer["replies"]:
+                        shown.append(reply["body"])
+                        last = reply["id"]
+
+        reader = threading.Thread(target=keep_reading_on_one)
+        reader.start()
+        time.sleep(0.5)
+        for n in range(10):
+            twilio.conversations.v1.conversations(sid).messages.create(
+                author="agent.alex", body=f"reply {n}", x_twilio_webhook_enabled="true"
+            )
+            if n == 4:
+                one.kill()  # SIGKILL, mid-stream: the call it held dies with it
+        reader.join(30)
+        # The caller comes back, on the process still running, saying what it last saw.
+        for _ in range(20):
+            answer = httpx.get(
+                f"{two.url}/replies/sam", params={"wait": "2", "after": last}, timeout=30
+            ).json()
+            for reply in answer["replies"]:
+                shown.append(reply["body"])
+                last = reply["id"]
+            if len(shown) >= 10:
+                break
+    assert shown == [f"reply {n}" for n in range(10)]  # every one, once, in order
