@@ -115,12 +115,23 @@ class Stack:
         return sids
 
     def store_counts(self) -> dict[str, int]:
-        """Read-only look at the bridge's database: user messages still queued in its
-        outbox, and conversations by state."""
-        uri = f"file:{self.workdir / 'bridge.db'}?mode=ro"
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as db:
-            pending = db.execute("SELECT COUNT(*) FROM outbox WHERE state = 'pending'").fetchone()
-            states = dict(db.execute("SELECT state, COUNT(*) FROM conversations GROUP BY state"))
+        """Read-only look at the bridge's database (its SQLite file, or PostgreSQL): user
+        messages still queued in its outbox, and conversations by state."""
+        pending_sql = "SELECT COUNT(*) FROM outbox WHERE state = 'pending'"
+        states_sql = "SELECT state, COUNT(*) FROM conversations GROUP BY state"
+        url = self.settings.get("DATABASE_URL", "")
+        if url.startswith("postgresql://"):
+            import psycopg
+
+            with psycopg.connect(url) as conn:
+                pending = conn.execute(pending_sql).fetchone()
+                states = dict(conn.execute(states_sql).fetchall())
+        else:
+            uri = f"file:{self.workdir / 'bridge.db'}?mode=ro"
+            with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10)) as db:
+                pending = db.execute(pending_sql).fetchone()
+                states = dict(db.execute(states_sql))
+        assert pending is not None
         return {"outbox_pending": int(pending[0]), **{k: int(v) for k, v in states.items()}}
 
     async def wait_outbox_empty(self, limit_seconds: float = 120.0) -> float:

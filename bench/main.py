@@ -17,7 +17,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import calls, disconnects, faults, latency, procs, queue, throughput, waiters
+from bench import (
+    calls,
+    disconnects,
+    faults,
+    latency,
+    processes,
+    procs,
+    queue,
+    throughput,
+    waiters,
+)
 from bench.harness import ScenarioFailed
 from bench.plot import latency_cdf
 
@@ -36,6 +46,7 @@ SCENARIOS: dict[str, Scenario] = {
     "faults": faults.run,
     "disconnects": disconnects.run,
     "queue": queue.run,
+    "processes": processes.run,
 }
 
 
@@ -211,6 +222,12 @@ def summary(results: dict[str, Any]) -> list[str]:
                     f"each: lost {d['lost']}, shown twice {d['shown_twice']}"
                 )
             lines.append(f"[disconnects] target with after 0 lost / 0 twice: {met(block)}")
+        elif name == "processes":
+            lines.append(
+                f"[processes] a reply stored by one process waking a call waiting on another "
+                f"(PostgreSQL NOTIFY): {ms(block['latency_ms'])}, errors {block['errors']}; "
+                f"target p99 <= 50 ms: {met(block)}"
+            )
         elif name == "queue":
             for key in ("few", "few_again", "many", "many_again"):
                 q = block[key]
