@@ -9,6 +9,7 @@ import httpx
 import psycopg
 
 from tests.conftest import Agent, ServerFactory, twilio_client, wait_for_conversation
+from tests.test_mcp import connect, structured
 
 
 async def test_a_hand_off_runs_on_postgres(make_server: ServerFactory, postgres_url: str) -> None:
@@ -32,3 +33,20 @@ async def test_a_hand_off_runs_on_postgres(make_server: ServerFactory, postgres_
         ).fetchone()
     assert rows == [("closed", "user")]
     assert delivered == (1,)
+
+
+async def test_an_mcp_client_works_with_the_sessions_the_bridge_issues(
+    make_server: ServerFactory, postgres_url: str
+) -> None:
+    server = make_server(DATABASE_URL=postgres_url, REPLY_WAIT_SECONDS="2")
+    agent = Agent(twilio_client(server))
+    async with connect(server) as mcp:
+        first = structured(await mcp.call_tool("request_human_agent", {"message": "hi via MCP"}))
+        assert first["status"] == "waiting"
+        sid = await wait_for_conversation(agent)
+        await asyncio.to_thread(agent.reply, sid, "agent here")
+        got = structured(await mcp.call_tool("get_agent_replies", {"wait_seconds": 2}))
+        assert [r["body"] for r in got["replies"]] == ["agent here"]
+    async with connect(server) as other:  # a new session: another user
+        theirs = structured(await other.call_tool("get_agent_replies", {"wait_seconds": 0}))
+        assert theirs["status"] == "closed" and theirs["replies"] == []

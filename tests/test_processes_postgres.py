@@ -7,6 +7,7 @@ one outbox post each message once; a process killed while replies arrive loses n
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import time
@@ -216,3 +217,67 @@ def test_a_process_killed_while_replies_arrive_loses_none(
             if len(shown) >= 10:
                 break
     assert shown == [f"reply {n}" for n in range(10)]  # every one, once, in order
+
+
+MCP_HEADERS = {
+    "Accept": "application/json, text/event-stream",
+    "MCP-Protocol-Version": "2025-06-18",
+}
+
+
+def _rpc(bridge: Process, body: dict[str, Any], session: str | None = None) -> httpx.Response:
+    headers = {**MCP_HEADERS, **({"Mcp-Session-Id": session} if session else {})}
+    return httpx.post(f"{bridge.url}/mcp", json=body, headers=headers, timeout=60)
+
+
+def _result(response: httpx.Response) -> dict[str, Any]:
+    """The JSON-RPC result, whether answered as JSON or as Server-Sent Events."""
+    assert response.status_code == 200, response.text
+    if response.headers["content-type"].startswith("text/event-stream"):
+        data = [line[5:] for line in response.text.splitlines() if line.startswith("data:")]
+        found: dict[str, Any] = json.loads(data[-1])
+    else:
+        found = response.json()
+    result: dict[str, Any] = found["result"]
+    return result
+
+
+def _call(bridge: Process, session: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    body = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments}}  # fmt: skip
+    structured: dict[str, Any] = _result(_rpc(bridge, body, session))["structuredContent"]
+    return structured
+
+
+def test_an_mcp_session_is_served_by_any_process(tmp_path: Path, postgres_url: str) -> None:
+    sandbox = sandbox_process(tmp_path).start()
+    one = _bridge(tmp_path, "one", sandbox, postgres_url, wait="2")
+    two = _bridge(tmp_path, "two", sandbox, postgres_url, wait="2")
+    with running(sandbox, one, two):
+        one.start()
+        two.start()
+        initialize = {
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                       "clientInfo": {"name": "probe", "version": "1"}},
+        }  # fmt: skip
+        opened = _rpc(one, initialize)
+        session = opened.headers["mcp-session-id"]
+        assert _result(opened)["serverInfo"]["name"] == "flex-bridge"
+        other = _rpc(one, initialize).headers["mcp-session-id"]
+        assert other != session  # each initialize, a session of its own
+        # The session's user, on whichever process: a message through two, the reply
+        # fetched through one.
+        sent = _call(two, session, "request_human_agent", {"message": "hello from MCP"})
+        assert sent["status"] == "waiting"
+        twilio = Client(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
+        twilio.conversations.base_url = f"{sandbox.url}/sandbox/twilio"
+        (conversation,) = twilio.conversations.v1.conversations.list()
+        twilio.conversations.v1.conversations(conversation.sid).messages.create(
+            author="agent.alex", body="hello back", x_twilio_webhook_enabled="true"
+        )
+        got = _call(one, session, "get_agent_replies", {"wait_seconds": 2})
+        assert [r["body"] for r in got["replies"]] == ["hello back"]
+        # Another session is another user: nothing for it.
+        theirs = _call(two, other, "get_agent_replies", {"wait_seconds": 0})
+        assert theirs["status"] == "closed" and theirs["replies"] == []

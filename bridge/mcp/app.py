@@ -47,9 +47,13 @@ def create_mcp_app(settings: Settings, bridge: Quart) -> ASGIApp:
         website_url=settings.public_url,
     )
     register_tools(server, bridge)
+    # With several processes any of them must serve any request: the SDK keeps no
+    # sessions, and the admission layer issues them (bridge.mcp.caller).
+    shared = settings.postgres_url is not None
     app: ASGIApp = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         transport_security=transport_security(settings),
         host=settings.host,
+        stateless_http=shared,
     )
-    return McpAuthentication(app, bridge)
+    return McpAuthentication(app, bridge, issue_sessions=shared)

@@ -4,11 +4,17 @@ The credentials are checked by :mod:`bridge.auth.caller`, as for the HTTP API; t
 outcome travels in the ASGI scope (``scope[CALLER_SCOPE_KEY]``) to the tool handlers,
 which read it from the HTTP request the SDK hands them. When the caller names no user
 (modes none and apikey), the user is the MCP session.
+
+With several bridge processes (PostgreSQL), the SDK runs stateless, so any process
+serves any request, and the session is the bridge's own: an ``initialize`` without one
+is given a new random Mcp-Session-Id here, which the client sends back on every later
+request, to whichever process; the user is a keyed hash of it, the same everywhere.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -26,6 +32,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CALLER_SCOPE_KEY = "flex_bridge.mcp_caller"
 SESSION_HEADER = "mcp-session-id"
+#: An initialize request is small; a larger body is not read here to look for one.
+MAX_PEEK_BYTES = 64 * 1024
 
 
 def wired_services(bridge: Quart) -> Services | None:
@@ -47,9 +55,12 @@ async def _reply(
 class McpAuthentication:
     """ASGI middleware in front of the MCP app: 401 unless the caller is admitted."""
 
-    def __init__(self, app: ASGIApp, bridge: Quart) -> None:
+    def __init__(self, app: ASGIApp, bridge: Quart, *, issue_sessions: bool = False) -> None:
+        """``issue_sessions``: the SDK is stateless (several processes) and sessions are
+        the bridge's own."""
         self.app = app
         self.bridge = bridge
+        self.issue_sessions = issue_sessions
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,4 +78,45 @@ class McpAuthentication:
             )
             return
         scope[CALLER_SCOPE_KEY] = caller
+        if self.issue_sessions and scope.get("method") == "POST":
+            receive, send = await _with_session(scope, receive, send)
         await self.app(scope, receive, send)
+
+
+async def _with_session(scope: Scope, receive: Receive, send: Send) -> tuple[Receive, Send]:
+    """For an ``initialize`` that carries no session: a new session id, put on the request
+    (for this process) and on the answer (for the client to send back)."""
+    if any(name == SESSION_HEADER.encode() for name, _ in scope.get("headers", [])):
+        return receive, send
+    body, messages = b"", []
+    while len(body) <= MAX_PEEK_BYTES:
+        message = await receive()
+        messages.append(message)
+        body += message.get("body", b"")
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    try:
+        method = json.loads(body).get("method")
+    except (ValueError, AttributeError):
+        method = None
+    if method != "initialize":
+        return replay, send
+    session = secrets.token_urlsafe(24)
+    scope["headers"] = [*scope.get("headers", []), (SESSION_HEADER.encode(), session.encode())]
+
+    async def answered(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [
+                h for h in message.get("headers", []) if h[0].lower() != SESSION_HEADER.encode()
+            ]
+            message = {
+                **message,
+                "headers": [*headers, (SESSION_HEADER.encode(), session.encode())],
+            }
+        await send(message)
+
+    return replay, answered
