@@ -12,13 +12,54 @@ import random
 import time
 from typing import Any
 
-from bench.harness import ScenarioFailed, stack
+from bench.clients import BridgeClient
+from bench.harness import ScenarioFailed, Stack, stack
 from bench.stats import summary_ms
 
 WAIT_SECONDS = 30
 #: The waiting call gets this long (uniformly drawn) before the agent posts. The draw
 #: keeps the post from locking onto a phase of the poll cycle.
 SETTLE_RANGE = (0.2, 0.7)
+
+
+async def reply_delays(
+    running: Stack,
+    api: BridgeClient,
+    users: list[str],
+    sids: dict[str, str],
+    concurrency: int,
+    settle: dict[str, float],
+) -> tuple[dict[str, float], list[str]]:
+    """Each user's ``/replies?wait=30`` waits on ``api``'s bridge for ``settle[user]``
+    seconds, then the agent replies: the delays from the reply's creation to the answer
+    (by user), and what went wrong, ``concurrency`` users at a time."""
+    latencies: dict[str, float] = {}
+    errors: list[str] = []
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for user in users:
+        queue.put_nowait(user)
+
+    async def lane() -> None:
+        while not queue.empty():
+            user = queue.get_nowait()
+            waiter = asyncio.create_task(api.replies(user, WAIT_SECONDS))
+            await asyncio.sleep(settle[user])
+            if waiter.done():
+                errors.append(f"{user}: answered before the reply: {waiter.result().body}")
+                continue
+            body = f"reply to {user}"
+            message = await running.emu.post_message(sids[user], body)
+            created = time.perf_counter()
+            answer = await waiter
+            expected = [(message["sid"], body)]
+            got = [(r["id"], r["body"]) for r in answer.replies]
+            if answer.http_status != 200 or answer.status != "answered" or got != expected:
+                errors.append(f"{user}: HTTP {answer.http_status} {answer.body}")
+                continue
+            latencies[user] = answer.finished - created
+
+    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    return latencies, errors
 
 
 async def handoffs(mode: str, count: int, concurrency: int, seed: int) -> dict[str, Any]:
@@ -35,33 +76,10 @@ async def handoffs(mode: str, count: int, concurrency: int, seed: int) -> dict[s
         await running.bridge_idle()
         await running.emu.reset_stats()
 
-        latencies: dict[str, float] = {}
-        errors: list[str] = []
-        queue: asyncio.Queue[str] = asyncio.Queue()
-        for user in users:
-            queue.put_nowait(user)
-
-        async def lane() -> None:
-            while not queue.empty():
-                user = queue.get_nowait()
-                waiter = asyncio.create_task(running.api.replies(user, WAIT_SECONDS))
-                await asyncio.sleep(settle[user])
-                if waiter.done():
-                    errors.append(f"{user}: answered before the reply: {waiter.result().body}")
-                    continue
-                body = f"reply to {user}"
-                message = await running.emu.post_message(sids[user], body)
-                created = time.perf_counter()
-                answer = await waiter
-                expected = [(message["sid"], body)]
-                got = [(r["id"], r["body"]) for r in answer.replies]
-                if answer.http_status != 200 or answer.status != "answered" or got != expected:
-                    errors.append(f"{user}: HTTP {answer.http_status} {answer.body}")
-                    continue
-                latencies[user] = answer.finished - created
-
         started = time.perf_counter()
-        await asyncio.gather(*(lane() for _ in range(concurrency)))
+        latencies, errors = await reply_delays(
+            running, running.api, users, sids, concurrency, settle
+        )
         elapsed = time.perf_counter() - started
         if len(errors) > count // 10:
             raise ScenarioFailed(f"{mode}: {len(errors)} hand-offs failed, e.g. {errors[0]}")

@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from typing import Any
 
 from bench import procs
 from bench.clients import BridgeClient
 from bench.harness import ScenarioFailed, Stack, stack
+from bench.latency import SETTLE_RANGE, WAIT_SECONDS, reply_delays
 from bench.stats import summary_ms
 from tests.postgres import Cluster, new_database
-
-WAIT_SECONDS = 30
-SETTLE_RANGE = (0.2, 0.7)
 
 
 async def run(quick: bool) -> dict[str, Any]:
@@ -84,30 +81,7 @@ async def _lanes(
     """Each user's call waits on ``api``'s process while the agent replies; the delays."""
     rng = random.Random(7)
     settle = {user: rng.uniform(*SETTLE_RANGE) for user in users}
-    latencies: dict[str, float] = {}
-    errors: list[str] = []
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for user in users:
-        queue.put_nowait(user)
-
-    async def lane() -> None:
-        while not queue.empty():
-            user = queue.get_nowait()
-            waiter = asyncio.create_task(api.replies(user, WAIT_SECONDS))
-            await asyncio.sleep(settle[user])
-            if waiter.done():
-                errors.append(f"{user}: answered before the reply")
-                continue
-            message = await running.emu.post_message(sids[user], f"reply to {user}")
-            created = time.perf_counter()
-            answer = await waiter
-            got = [r["id"] for r in answer.replies]
-            if answer.status != "answered" or got != [message["sid"]]:
-                errors.append(f"{user}: HTTP {answer.http_status} {answer.body}")
-                continue
-            latencies[user] = answer.finished - created
-
-    await asyncio.gather(*(lane() for _ in range(concurrency)))
+    latencies, errors = await reply_delays(running, api, users, sids, concurrency, settle)
     if len(errors) > len(users) // 10:
         raise ScenarioFailed(f"{len(errors)} hand-offs failed, e.g. {errors[0]}")
     return {

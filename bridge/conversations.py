@@ -156,7 +156,6 @@ class QueueNow:
 
     queue_sid: str
     available_workers: int
-    eligible_workers: int
 
 
 @dataclass(frozen=True)
@@ -607,11 +606,7 @@ class ConversationsClient:
         stats = await self._call(
             "queue_real_time_statistics", queue.real_time_statistics().fetch_async()
         )
-        return QueueNow(
-            queue_sid,
-            int(stats.total_available_workers or 0),
-            int(stats.total_eligible_workers or 0),
-        )
+        return QueueNow(queue_sid, int(stats.total_available_workers or 0))
 
     async def queue_history(
         self, workspace_sid: str, queue_sid: str, minutes: int, thresholds: Sequence[int]

@@ -251,7 +251,7 @@ class FakeTwilio:
 
     async def queue_now(self, workspace_sid: str, queue_sid: str) -> QueueNow:
         self._enter("queue_real_time_statistics")
-        return QueueNow(queue_sid, self.agents_available, self.agents_available)
+        return QueueNow(queue_sid, self.agents_available)
 
     async def queue_history(
         self, workspace_sid: str, queue_sid: str, minutes: int, thresholds: Sequence[int]

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+from twilio.rest import Client
 
 from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
 from tests.conftest import free_port
@@ -93,6 +94,13 @@ def bridge_process(tmp: Path, sandbox: Process, **overrides: str) -> Process:
         "/healthz",
         tmp / "bridge.log",
     )
+
+
+def sandbox_client(base: str) -> Client:
+    """The twilio library, pointed at an emulator process's Conversations API."""
+    client = Client(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
+    client.conversations.base_url = f"{base}/sandbox/twilio"
+    return client
 
 
 def set_faults(sandbox: Process, **faults: float) -> None:

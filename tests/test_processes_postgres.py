@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,16 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from twilio.rest import Client
 
-from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
 from tests.postgres import Cluster, new_database, require_postgres
-from tests.processes import Process, bridge_process, running, sandbox_process, set_faults
+from tests.processes import (
+    Process,
+    bridge_process,
+    running,
+    sandbox_client,
+    sandbox_process,
+    set_faults,
+)
 
 
 def _bridge(tmp: Path, name: str, sandbox: Process, database: str, wait: str) -> Process:
@@ -38,6 +44,21 @@ def _bridge(tmp: Path, name: str, sandbox: Process, database: str, wait: str) ->
     )
 
 
+@contextlib.contextmanager
+def _two_bridges(
+    tmp: Path, database: str, waits: tuple[str, str]
+) -> Iterator[tuple[Process, Process, Process]]:
+    """The emulator and two bridge processes on ``database``, started: (emulator, one,
+    two), with REPLY_WAIT_SECONDS ``waits``; all killed on exit."""
+    sandbox = sandbox_process(tmp).start()
+    one = _bridge(tmp, "one", sandbox, database, wait=waits[0])
+    two = _bridge(tmp, "two", sandbox, database, wait=waits[1])
+    with running(sandbox, one, two):
+        one.start()
+        two.start()
+        yield sandbox, one, two
+
+
 def _wait_on(bridge: Process, answer: dict[str, Any]) -> None:
     response = httpx.get(f"{bridge.url}/replies/sam", params={"wait": "20"}, timeout=40)
     answer.update(response.json())
@@ -46,15 +67,8 @@ def _wait_on(bridge: Process, answer: dict[str, Any]) -> None:
 def test_a_webhook_on_one_process_wakes_a_waiter_on_another(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    sandbox = sandbox_process(tmp_path).start()
-    one = _bridge(tmp_path, "one", sandbox, postgres_url, wait="20")
-    two = _bridge(tmp_path, "two", sandbox, postgres_url, wait="1")
-    with running(sandbox, one, two):
-        one.start()
-        two.start()
-        twilio = Client(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
-        twilio.conversations.base_url = f"{sandbox.url}/sandbox/twilio"
-        conversations = twilio.conversations.v1.conversations
+    with _two_bridges(tmp_path, postgres_url, ("20", "1")) as (sandbox, one, two):
+        conversations = sandbox_client(sandbox.url).conversations.v1.conversations
         # Opened through process two: the conversation's webhooks go to two.
         sent = httpx.post(f"{two.url}/send/sam", json={"msg": "help"}, timeout=30).json()
         assert sent["status"] == "waiting"
@@ -89,9 +103,7 @@ def test_a_postgres_restart_loses_nothing_and_service_resumes(tmp_path: Path) ->
     try:
         with running(sandbox, bridge):
             bridge.start()
-            twilio = Client(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
-            twilio.conversations.base_url = f"{sandbox.url}/sandbox/twilio"
-            conversations = twilio.conversations.v1.conversations
+            conversations = sandbox_client(sandbox.url).conversations.v1.conversations
             answer: dict[str, Any] = {}
             waiter = threading.Thread(target=_send_on, args=(bridge, answer))
             waiter.start()
@@ -135,13 +147,8 @@ def _send_on(bridge: Process, answer: dict[str, Any]) -> None:
 def test_two_processes_draining_one_outbox_post_each_message_once(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    sandbox = sandbox_process(tmp_path).start()
-    one = _bridge(tmp_path, "one", sandbox, postgres_url, wait="1")
-    two = _bridge(tmp_path, "two", sandbox, postgres_url, wait="1")
     users = [f"user{n}" for n in range(12)]
-    with running(sandbox, one, two):
-        one.start()
-        two.start()
+    with _two_bridges(tmp_path, postgres_url, ("1", "1")) as (sandbox, one, two):
         set_faults(sandbox, rate_500=1.0)  # Twilio down: every message waits in the outbox
         with ThreadPoolExecutor(len(users)) as pool:  # all at once: a short outage
             answers = list(
@@ -159,8 +166,7 @@ def test_two_processes_draining_one_outbox_post_each_message_once(
                 time.sleep(0.1)
             assert row == (0,), "messages still unsent"
         set_faults(sandbox, rate_lost_response=0.0)
-        twilio = Client(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
-        twilio.conversations.base_url = f"{sandbox.url}/sandbox/twilio"
+        twilio = sandbox_client(sandbox.url)
         bodies = [
             m.body
             for c in twilio.conversations.v1.conversations.list()
@@ -172,14 +178,8 @@ def test_two_processes_draining_one_outbox_post_each_message_once(
 def test_a_process_killed_while_replies_arrive_loses_none(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    sandbox = sandbox_process(tmp_path).start()
-    one = _bridge(tmp_path, "one", sandbox, postgres_url, wait="20")
-    two = _bridge(tmp_path, "two", sandbox, postgres_url, wait="1")
-    with running(sandbox, one, two):
-        one.start()
-        two.start()
-        twilio = Client(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
-        twilio.conversations.base_url = f"{sandbox.url}/sandbox/twilio"
+    with _two_bridges(tmp_path, postgres_url, ("20", "1")) as (sandbox, one, two):
+        twilio = sandbox_client(sandbox.url)
         httpx.post(f"{two.url}/send/sam", json={"msg": "help"}, timeout=30)
         sid = twilio.conversations.v1.conversations.list()[0].sid
         shown: list[str] = []  # what the caller read, in order
@@ -250,12 +250,7 @@ def _call(bridge: Process, session: str, tool: str, arguments: dict[str, Any]) -
 
 
 def test_an_mcp_session_is_served_by_any_process(tmp_path: Path, postgres_url: str) -> None:
-    sandbox = sandbox_process(tmp_path).start()
-    one = _bridge(tmp_path, "one", sandbox, postgres_url, wait="2")
-    two = _bridge(tmp_path, "two", sandbox, postgres_url, wait="2")
-    with running(sandbox, one, two):
-        one.start()
-        two.start()
+    with _two_bridges(tmp_path, postgres_url, ("2", "2")) as (sandbox, one, two):
         initialize = {
             "jsonrpc": "2.0", "id": 1, "method": "initialize",
             "params": {"protocolVersion": "2025-06-18", "capabilities": {},
@@ -270,8 +265,7 @@ def test_an_mcp_session_is_served_by_any_process(tmp_path: Path, postgres_url: s
         # fetched through one.
         sent = _call(two, session, "request_human_agent", {"message": "hello from MCP"})
         assert sent["status"] == "waiting"
-        twilio = Client(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
-        twilio.conversations.base_url = f"{sandbox.url}/sandbox/twilio"
+        twilio = sandbox_client(sandbox.url)
         (conversation,) = twilio.conversations.v1.conversations.list()
         twilio.conversations.v1.conversations(conversation.sid).messages.create(
             author="agent.alex", body="hello back", x_twilio_webhook_enabled="true"

@@ -17,13 +17,7 @@ from twilio.rest import Client
 
 from bridge.config import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
 from tests.conftest import Agent, LiveServer, ServerFactory, twilio_client
-from tests.processes import Process, bridge_process, running, sandbox_process
-
-
-def sandbox_client(base: str) -> Client:
-    client = Client(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
-    client.conversations.base_url = f"{base}/sandbox/twilio"
-    return client
+from tests.processes import Process, bridge_process, running, sandbox_client, sandbox_process
 
 
 def faults(server: LiveServer | Process, **values: float) -> None:

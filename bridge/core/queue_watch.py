@@ -170,7 +170,7 @@ class QueueWatch:
         self._staffed = (self._clock(), staffed)
         return staffed
 
-    async def refresh_now(self) -> None:
+    async def _refresh_if_stale(self) -> None:
         """Read the figures now unless they are fresh (one read at a time)."""
         if self._clock() - self._snapshot.at < self._refresh:
             return
@@ -184,7 +184,7 @@ class QueueWatch:
         failures = 0
         while self._watched:
             try:
-                await self.refresh_now()
+                await self._refresh_if_stale()
                 failures = 0
             except Exception as error:
                 failures += 1

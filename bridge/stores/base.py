@@ -7,13 +7,25 @@ NOTHING``, ``RETURNING``, row values); each backend's connection runs it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from importlib import resources
 from typing import Any, Protocol
 
 
 def now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def migrations(package: str) -> list[tuple[int, str]]:
+    """A backend's numbered migrations (``migrations/NNNN_name.sql`` in ``package``),
+    as (number, script), in order."""
+    folder = resources.files(package) / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
+    return sorted(found)
 
 
 class Row(Protocol):
@@ -63,6 +75,3 @@ class NamedRow(tuple[Any, ...]):
 
     def keys(self) -> Iterator[str]:
         return iter(self._names)
-
-    def as_dict(self) -> Mapping[str, Any]:
-        return dict(zip(self._names, self, strict=True))

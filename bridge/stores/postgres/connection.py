@@ -8,7 +8,6 @@ psycopg's ``%s`` here; their SQL holds no other ``%``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from importlib import resources
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -17,19 +16,10 @@ from psycopg.rows import RowMaker
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from bridge.store import StoreUnavailable
-from bridge.stores.base import Database, NamedRow, Row, now_text
+from bridge.stores.base import Database, NamedRow, Row, migrations, now_text
 
 #: Every bridge process starting at once migrates one at a time: this lock's number.
 MIGRATION_LOCK = 7_212_001
-
-
-def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files(__package__) / "migrations"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
 
 
 def _named_rows(cursor: psycopg.AsyncCursor[Any]) -> RowMaker[NamedRow]:
@@ -103,7 +93,7 @@ class PostgresConnection(Database):
             )
             cursor = await conn.execute("SELECT version FROM schema_migrations")
             done = {row[0] for row in await cursor.fetchall()}
-            for version, script in _migrations():
+            for version, script in migrations(__package__):
                 if version in done:
                     continue
                 await conn.execute(script.encode())

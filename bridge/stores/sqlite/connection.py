@@ -14,23 +14,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
-from importlib import resources
 from pathlib import Path
 from typing import Any, Self
 
 import aiosqlite
 
 from bridge.store import StoreUnavailable
-from bridge.stores.base import Database, Row, now_text
-
-
-def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files(__package__) / "migrations"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
+from bridge.stores.base import Database, Row, migrations, now_text
 
 
 class SqliteConnection(Database):
@@ -82,7 +72,7 @@ class SqliteConnection(Database):
         )
         done = {row[0] for row in await self.fetch("SELECT version FROM schema_migrations")}
         applied = []
-        for version, script in _migrations():
+        for version, script in migrations(__package__):
             if version in done:
                 continue
             async with self._db.executescript(
