@@ -32,6 +32,7 @@ from bridge.metrics import Metrics
 from bridge.routing import Router, build_router
 from bridge.store import Store
 from bridge.stores import Backend, open_store
+from bridge.stores.base import process_name
 
 
 @dataclass
@@ -157,7 +158,8 @@ async def build_services(
     """
     async with AsyncExitStack() as stack:
         metrics = Metrics()
-        store = await open_store(settings)
+        name = process_name()  # how the database tells this process's changes from others'
+        store = await open_store(settings, name=name)
         stack.push_async_callback(store.close)
         secret = settings.bridge_secret or await store.get_or_create_setting(
             "bridge_secret", secrets.token_urlsafe(32)
@@ -171,7 +173,9 @@ async def build_services(
 
             coordination = await stack.enter_async_context(
                 postgres_coordination(
-                    settings.postgres_url, observe_lag=metrics.wake_delivery_seconds.observe
+                    settings.postgres_url,
+                    name=name,
+                    observe_lag=metrics.wake_delivery_seconds.observe,
                 )
             )
         else:

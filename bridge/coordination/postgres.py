@@ -1,10 +1,13 @@
 """Coordination shared by every bridge process on one PostgreSQL database.
 
-- Wake-ups: a wake is a ``NOTIFY`` on one channel, its payload the identity; each process
-  LISTENs on a connection of its own (outside the pool) and rings its local events. The
-  store stays the truth: a notification only says "look again", so one lost while the
-  listener reconnects delays an answer, and after any reconnect every waiter of the
-  process looks again.
+- Wake-ups: the database rings. A change a waiter must see (a reply made deliverable,
+  an agent joining, a close, replies handed back) NOTIFYs one channel from the very
+  transaction that makes it (triggers, migration 0003), so the ring goes out exactly when
+  the change commits, whichever process (or operator) made it. Each process LISTENs on a
+  connection of its own (outside the pool) and rings its local events; its own changes it
+  rang at once already. The store stays the truth: a ring only says "look again", so one
+  missed while the listener reconnects delays an answer, and after any reconnect every
+  waiter of the process looks again.
 - Locks and one-at-a-time jobs: session advisory locks, held on a pool connection for as
   long as the holder runs (the database frees them if the process dies).
 - Rate limits: a token bucket per key in a table, taken in one statement on the
@@ -16,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -38,20 +40,18 @@ LOCKS, JOBS = 1, 2
 
 
 class SharedWakeups:
-    """Local events, rung through PostgreSQL's NOTIFY so every process hears."""
+    """Local events, rung by this process's changes at once and by every other's through
+    the database's doorbell."""
 
     def __init__(
-        self,
-        pool: AsyncConnectionPool,
-        url: str,
-        observe_lag: Callable[[float], None] | None = None,
+        self, url: str, name: str, observe_lag: Callable[[float], None] | None = None
     ) -> None:
-        """``observe_lag`` hears how late each other process's wake-up arrived (s)."""
-        self._pool = pool
+        """``name``: the application_name of this process's store connections (its own
+        rings are not news); ``observe_lag`` hears how late each other ring came (s)."""
         self._url = url
+        self._me = name
         self._observe_lag = observe_lag
         self._local = LocalWakeups()
-        self._me = secrets.token_hex(4)  # this process's own notifications are not news
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         #: Seconds from a NOTIFY to its arrival here, the last one seen (delivery lag).
@@ -79,12 +79,8 @@ class SharedWakeups:
         return self._local.event(identity)
 
     async def wake(self, identity: str) -> None:
+        # Other processes heard it from the transaction that stored the change.
         self._local.ring(identity)
-        # The sending time rides along, so receivers can tell how late it came.
-        async with self._pool.connection() as conn:
-            await conn.execute(
-                "SELECT pg_notify(%s, %s)", (CHANNEL, f"{self._me} {time.time():.6f} {identity}")
-            )
 
     def wake_all_here(self) -> None:
         self._local.wake_all_here()
@@ -93,7 +89,9 @@ class SharedWakeups:
         pause = 0.1
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+                conn = await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, application_name=self._me
+                )
                 async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self._listening.set()
@@ -208,21 +206,26 @@ class SharedRateLimits:
 
 @asynccontextmanager
 async def postgres_coordination(
-    url: str, *, pool_size: int = 20, observe_lag: Callable[[float], None] | None = None
+    url: str,
+    *,
+    name: str,
+    pool_size: int = 20,
+    observe_lag: Callable[[float], None] | None = None,
 ) -> AsyncIterator[Coordination]:
     """Coordination on the database at ``url`` (migrated by the store first): a pool of
-    its own for locks and jobs, and the wake-up listener's connection."""
+    its own for locks and jobs, and the wake-up listener's connection. ``name``: the
+    application_name this process's store connections carry (process_name)."""
     pool = AsyncConnectionPool(
         url,
         min_size=1,
         max_size=pool_size,
-        kwargs={"autocommit": True},
+        kwargs={"autocommit": True, "application_name": name},
         check=AsyncConnectionPool.check_connection,  # survive a server restart
         open=False,
         name="coordination",
     )
     await pool.open(wait=True, timeout=10)
-    wakeups = SharedWakeups(pool, url, observe_lag)
+    wakeups = SharedWakeups(url, name, observe_lag)
     try:
         await wakeups.start()
         yield Coordination(

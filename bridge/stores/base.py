@@ -7,6 +7,8 @@ NOTHING``, ``RETURNING``, row values); each backend's connection runs it.
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from importlib import resources
@@ -15,6 +17,13 @@ from typing import Any, Protocol
 
 def now_text() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def process_name() -> str:
+    """A name for this process's database connections (PostgreSQL's ``application_name``):
+    unique among the bridge's processes, so the doorbell's rings say who rang (PostgreSQL
+    migration 0003), and readable in ``pg_stat_activity``."""
+    return f"flex-bridge/{os.getpid()}/{secrets.token_hex(3)}"
 
 
 def migrations(package: str) -> list[tuple[int, str]]:

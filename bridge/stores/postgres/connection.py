@@ -45,14 +45,22 @@ class PostgresConnection(Database):
         self._url = url
 
     @classmethod
-    async def open(cls, url: str, *, max_size: int = 10, connect_seconds: float = 10.0) -> Self:
+    async def open(
+        cls,
+        url: str,
+        *,
+        name: str = "flex-bridge",
+        max_size: int = 10,
+        connect_seconds: float = 10.0,
+    ) -> Self:
         """Open a pool to ``url`` (waiting up to ``connect_seconds`` for a first connection)
-        and apply every migration; raises StoreUnavailable."""
+        and apply every migration; raises StoreUnavailable. ``name``: see
+        bridge.stores.base.process_name."""
         pool = AsyncConnectionPool(
             url,
             min_size=1,
             max_size=max_size,
-            kwargs={"autocommit": True},
+            kwargs={"autocommit": True, "application_name": name},
             # A connection the server dropped (a restart, a failover) is replaced before
             # use rather than failing a request: one round trip per checkout.
             check=AsyncConnectionPool.check_connection,
