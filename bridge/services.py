@@ -95,8 +95,11 @@ def build_handoff(
         QueueWatch(
             twilio,
             settings.twilio_workspace_sid,
+            coordination.jobs,
+            coordination.board,
             refresh_seconds=settings.queue_refresh_seconds,
             remember=store.set_task_sid,
+            open_tasks=store.open_task_sids,
         )
         if settings.twilio_workspace_sid
         else None

@@ -175,6 +175,9 @@ class Store(Protocol):
     async def open_conversations(self) -> list[ConversationRow]:
         """Open conversations that have a SID."""
 
+    async def open_task_sids(self) -> list[str]:
+        """The tasks routing open conversations, where known."""
+
     async def conversations_with_gaps(self) -> list[int]:
         """Conversations holding agent messages above the sync mark: some message below
         them has not been seen yet."""

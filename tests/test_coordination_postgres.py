@@ -177,3 +177,18 @@ async def test_a_killed_listener_comes_back_and_waiters_look_again(
     again = two.wakeups.event("ann")
     assert await store.set_progress(ann.id, "with_agent")
     assert await _rung(again)
+
+
+async def test_what_one_process_posts_the_other_reads_with_its_age(
+    pair: tuple[Coordination, Coordination],
+) -> None:
+    one, two = pair
+    assert await two.board.read("queue-figures") is None
+    await one.board.post("queue-figures", '{"places": {}}')
+    await asyncio.sleep(0.2)
+    posted = await two.board.read("queue-figures")
+    assert posted is not None and posted.text == '{"places": {}}'
+    assert 0.2 <= posted.age_seconds < 2
+    await two.board.post("queue-figures", "newer")
+    again = await one.board.read("queue-figures")
+    assert again is not None and again.text == "newer" and again.age_seconds < 0.2

@@ -1,9 +1,10 @@
 """Coordination between requests and background work, behind small protocols.
 
-The core wakes waiters, takes per-identity locks, runs one-at-a-time jobs and counts
-rate limits only through these. :mod:`bridge.coordination.local` implements them in this
-process's memory (one bridge process); :mod:`bridge.coordination.postgres` shares them
-between every process on one PostgreSQL database.
+The core wakes waiters, takes per-identity locks, runs one-at-a-time jobs, shares their
+latest results and counts rate limits only through these.
+:mod:`bridge.coordination.local` implements them in this process's memory (one bridge
+process); :mod:`bridge.coordination.postgres` shares them between every process on one
+PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -46,6 +47,23 @@ class Jobs(Protocol):
         this caller runs it, False (at once) when another does."""
 
 
+@dataclass(frozen=True)
+class Posted:
+    text: str
+    age_seconds: float  # since it was posted
+
+
+class Board(Protocol):
+    """A one-at-a-time job's latest result, for every process to read (so one process
+    does the work and the others use what it found)."""
+
+    async def post(self, name: str, text: str) -> None:
+        """Replace what ``name`` says."""
+
+    async def read(self, name: str) -> Posted | None:
+        """What ``name`` says, and how long ago it was posted; None if never."""
+
+
 class RateLimits(Protocol):
     async def take(self, key: str, per_minute: int) -> float:
         """Take one request from ``key``'s allowance of ``per_minute`` (a bucket that deep,
@@ -57,4 +75,5 @@ class Coordination:
     wakeups: Wakeups
     locks: Locks
     jobs: Jobs
+    board: Board
     rate_limits: RateLimits

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from bridge.coordination import Coordination
+from bridge.coordination import Coordination, Posted
 
 
 class LocalWakeups:
@@ -74,6 +74,18 @@ class LocalJobs:
             self._running.discard(name)
 
 
+class LocalBoard:
+    def __init__(self) -> None:
+        self._posted: dict[str, tuple[str, float]] = {}
+
+    async def post(self, name: str, text: str) -> None:
+        self._posted[name] = (text, time.monotonic())
+
+    async def read(self, name: str) -> Posted | None:
+        posted = self._posted.get(name)
+        return Posted(posted[0], time.monotonic() - posted[1]) if posted else None
+
+
 @dataclass
 class _Bucket:
     tokens: float
@@ -115,5 +127,6 @@ def local_coordination() -> Coordination:
         wakeups=LocalWakeups(),
         locks=LocalLocks(),
         jobs=LocalJobs(),
+        board=LocalBoard(),
         rate_limits=LocalRateLimits(),
     )

@@ -10,6 +10,7 @@
   waiter of the process looks again.
 - Locks and one-at-a-time jobs: session advisory locks, held on a pool connection for as
   long as the holder runs (the database frees them if the process dies).
+- A job's latest result: a row per name, its age on the database's clock.
 - Rate limits: a token bucket per key in a table, taken in one statement on the
   database's clock (the processes' clocks may differ).
 """
@@ -27,7 +28,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from bridge import logs
-from bridge.coordination import Coordination
+from bridge.coordination import Coordination, Posted
 from bridge.coordination.local import LocalLocks, LocalWakeups
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,32 @@ class SharedJobs:
                     )
 
 
+class SharedBoard:
+    """The ``board`` table: a row per name."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def post(self, name: str, text: str) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO board (name, text, posted)"
+                " VALUES (%s, %s, EXTRACT(EPOCH FROM clock_timestamp()))"
+                " ON CONFLICT (name) DO UPDATE SET text = EXCLUDED.text, posted = EXCLUDED.posted",
+                (name, text),
+            )
+
+    async def read(self, name: str) -> Posted | None:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT text, EXTRACT(EPOCH FROM clock_timestamp()) - posted"
+                " FROM board WHERE name = %s",
+                (name,),
+            )
+            row = await cursor.fetchone()
+        return Posted(row[0], max(0.0, float(row[1]))) if row is not None else None
+
+
 #: Refill the key's bucket to now, on the database's clock, and take one if there is one.
 _TAKE = """
 INSERT INTO rate_limits AS b (key, tokens, updated, allowed)
@@ -232,6 +259,7 @@ async def postgres_coordination(
             wakeups=wakeups,
             locks=SharedLocks(pool),
             jobs=SharedJobs(pool),
+            board=SharedBoard(pool),
             rate_limits=SharedRateLimits(pool),
         )
     finally:

@@ -1,26 +1,31 @@
 """Where waiting users stand in Flex's queues, read from TaskRouter for all of them at once.
 
-One reader per process, shared by every waiter: while anyone waits, every few seconds
-it lists the workspace's waiting tasks (pending and offered, in TaskRouter's offer order;
-one call a page) and reads the real-time statistics of each queue that holds a waited-on
-conversation's task, and now and then its cumulative statistics (the wait history).
-Twilio calls grow with queues, not with users. A list of tasks carries no attributes, so
-a conversation's task is known by its SID: from the workspace's events, or looked up once
-by the conversation's SID and remembered. Unknown is None: no position for a
-conversation whose task is not in the list, no expected wait without enough history.
+One reader for the whole deployment, shared by every waiter: while anyone waits, every
+few seconds one process (a one-at-a-time job) lists the workspace's waiting tasks
+(pending and offered, in TaskRouter's offer order; one call a page), reads the real-time
+statistics of each queue holding an open conversation's task and now and then its
+cumulative statistics (the wait history), and posts the figures on the coordination's
+board; every other process reads them from there. Twilio calls grow with queues, not
+with users or processes. A list of tasks carries no attributes, so a conversation's task
+is known by its SID: from the workspace's events, or looked up once by the process its
+user waits on, by the conversation's SID, and remembered in the store. Unknown is None:
+no position for a conversation whose task is not in the list, no expected wait without
+enough history.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
 from bridge import logs
 from bridge.conversations import QueueHistory, TwilioError, TwilioFlex, WaitingTask
+from bridge.coordination import Board, Jobs
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +81,41 @@ class _Snapshot:
     #: task SID → (queue SID, position in that queue)
     places: dict[str, tuple[str, int]] = field(default_factory=dict)
     available: dict[str, int] = field(default_factory=dict)  # queue SID → agents available
+    #: queue SID → (when read, expected wait)
     history: dict[str, tuple[float, tuple[int, int] | None]] = field(default_factory=dict)
+
+    def to_text(self) -> str:
+        """For the board: times as ages (another process's clock is another clock)."""
+        return json.dumps(
+            {
+                "places": self.places,
+                "available": self.available,
+                "history": {q: [self.at - at, wait] for q, (at, wait) in self.history.items()},
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_text(cls, text: str, at: float) -> _Snapshot:
+        """Figures posted by a process, taken ``at`` on this process's clock."""
+        posted = json.loads(text)
+        return cls(
+            at,
+            {task: (queue, position) for task, (queue, position) in posted["places"].items()},
+            posted["available"],
+            {
+                queue: (at - age, (wait[0], wait[1]) if wait else None)
+                for queue, (age, wait) in posted["history"].items()
+            },
+        )
 
 
 #: Called with (conversation SID, task SID) when a lookup found a conversation's task.
 Remember = Callable[[str, str], Awaitable[None]]
+#: The tasks of every open conversation, whichever process its user waits on.
+OpenTasks = Callable[[], Awaitable[Collection[str]]]
+#: The job's name, and where its figures are posted.
+JOB = "queue-figures"
 #: Conversations whose task is looked up in one refresh at most, and how many at once.
 LOOKUPS_PER_REFRESH = 100
 LOOKUPS_AT_ONCE = 8
@@ -91,14 +126,21 @@ class QueueWatch:
         self,
         flex: TwilioFlex,
         workspace_sid: str,
+        jobs: Jobs,
+        board: Board,
         *,
         refresh_seconds: float = 5.0,
         remember: Remember | None = None,
+        open_tasks: OpenTasks | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        """``remember`` keeps a task SID found by a lookup, so it is looked up once."""
+        """``remember`` keeps a task SID found by a lookup, so it is looked up once;
+        ``open_tasks`` says which queues matter to other processes' waiters too."""
         self._flex = flex
         self._workspace = workspace_sid
+        self._jobs = jobs
+        self._board = board
+        self._open_tasks = open_tasks
         self._refresh = refresh_seconds
         self._history_every = refresh_seconds * HISTORY_EVERY_REFRESHES
         self._remember = remember
@@ -193,9 +235,33 @@ class QueueWatch:
 
     async def _refresh_once(self) -> None:
         await self._find_tasks()
+        if await self._adopt(fresh_only=True):
+            return
+        async with self._jobs.exclusive(JOB) as mine:
+            if not mine:
+                # Another process is reading now and posts in a moment; till then, the last.
+                await self._adopt(fresh_only=False)
+            elif not await self._adopt(fresh_only=True):  # none posted while we asked
+                await self._read_figures()
+                await self._board.post(JOB, self._snapshot.to_text())
+
+    async def _adopt(self, *, fresh_only: bool) -> bool:
+        """Take the figures another process posted (only ones under a refresh interval
+        old with ``fresh_only``); True if taken."""
+        posted = await self._board.read(JOB)
+        if posted is None or (fresh_only and posted.age_seconds >= self._refresh):
+            return False
+        at = self._clock() - posted.age_seconds
+        if at > self._snapshot.at:
+            self._snapshot = _Snapshot.from_text(posted.text, at)
+        return True
+
+    async def _read_figures(self) -> None:
         tasks = await self._flex.waiting_tasks(self._workspace)
         places = _places(tasks)
-        mine = (self._tasks.get(sid, "") for sid in list(self._watched))
+        mine = {self._tasks.get(sid, "") for sid in list(self._watched)}
+        if self._open_tasks is not None:
+            mine.update(await self._open_tasks())
         watched_queues = {places[task][0] for task in mine if task in places}
         available: dict[str, int] = {}
         for queue in sorted(watched_queues):

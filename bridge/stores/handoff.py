@@ -150,6 +150,12 @@ class HandoffTables(Database):
         )
         return [_conversation(row) for row in rows]
 
+    async def open_task_sids(self) -> list[str]:
+        rows = await self.fetch(
+            "SELECT task_sid FROM conversations WHERE state = 'open' AND task_sid IS NOT NULL"
+        )
+        return [row[0] for row in rows]
+
     async def conversations_with_gaps(self) -> list[int]:
         rows = await self.fetch(
             "SELECT DISTINCT c.id FROM conversations c JOIN agent_messages m"
