@@ -25,6 +25,7 @@ from bench import (
     processes,
     procs,
     queue,
+    scaleout,
     throughput,
     waiters,
 )
@@ -47,6 +48,7 @@ SCENARIOS: dict[str, Scenario] = {
     "disconnects": disconnects.run,
     "queue": queue.run,
     "processes": processes.run,
+    "scaleout": scaleout.run,
 }
 
 
@@ -228,6 +230,28 @@ def summary(results: dict[str, Any]) -> list[str]:
                 f"(PostgreSQL NOTIFY): {ms(block['across_processes']['latency_ms'])}; in one "
                 f"process on PostgreSQL: {ms(block['one_process']['latency_ms'])}; errors "
                 f"{block['errors']}; target p99 <= 50 ms across: {met(block)}"
+            )
+        elif name == "scaleout":
+            for t in block["throughput"]:
+                lines.append(
+                    f"[scaleout] /send with {t['processes']} process(es) on PostgreSQL, "
+                    f"{t['clients']} clients: {t['requests_per_s']} req/s, {ms(t['latency_ms'])}"
+                    f", errors {t['errors']}, posted once each {t['posted_once_each']}, "
+                    f"cores: bridges {t['cpu_cores_used']['bridges_total']}, machine "
+                    f"{t['cpu_cores_used']['machine']}"
+                )
+            lines.append(f"[scaleout] ratio to one process: {block['scaling_vs_one_process']}")
+            c = block["calls"]
+            lines.append(
+                f"[scaleout] REST calls per first message via B {c['first_message_via_b']['total']}"
+                f", per follow-up via A {c['follow_up_via_a']['total']}"
+            )
+            w = block["spread_waiters"]
+            lines.append(
+                f"[scaleout] {w['n']} waiting calls over two processes: in their wait "
+                f"{w['delivered_in_wait']}, by the next call {w['delivered_by_next_call']}, "
+                f"lost {w['lost']}, twice {w['shown_twice_or_extra']}, errors {w['errors']}; "
+                f"peak RSS {w['peak_rss_mb']} MB; target: {met(block)}"
             )
         elif name == "queue":
             for key in ("few", "few_again", "many", "many_again"):
