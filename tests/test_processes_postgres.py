@@ -1,6 +1,7 @@
 """Several bridge processes on one PostgreSQL database and one standalone emulator, as
 deployed behind a load balancer: a webhook landing on one process wakes the request
-waiting on another, at once (no reconcile, no polling); PostgreSQL restarting under a
+waiting on another, at once (no reconcile, no polling), also when its listening
+connection was just killed; PostgreSQL restarting under a
 running bridge loses nothing, and the service resumes by itself; two processes draining
 one outbox post each message once; a process killed while replies arrive loses none."""
 
@@ -90,6 +91,43 @@ def test_a_webhook_on_one_process_wakes_a_waiter_on_another(
             assert took < 2.0, f"the wait ended {took:.2f} s after the reply"
         # Each reply was handed out once, whichever process is asked.
         assert httpx.get(f"{two.url}/replies/sam", timeout=10).json()["replies"] == []
+
+
+def test_a_killed_listener_delays_nothing_and_comes_back(tmp_path: Path, postgres_url: str) -> None:
+    with _two_bridges(tmp_path, postgres_url, ("20", "1")) as (sandbox, one, two):
+        conversations = sandbox_client(sandbox.url).conversations.v1.conversations
+        httpx.post(f"{two.url}/send/sam", json={"msg": "help"}, timeout=30)
+        sid = conversations.list()[0].sid
+        for round_ in range(3):
+            answer: dict[str, Any] = {}
+            waiter = threading.Thread(target=_wait_on, args=(one, answer))
+            waiter.start()
+            time.sleep(0.5)
+            # Process one stops hearing the doorbell just as the reply comes (to two).
+            assert one.popen is not None
+            with psycopg.connect(postgres_url, autocommit=True) as admin:
+                killed = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE query LIKE 'LISTEN%%' AND application_name LIKE %s",
+                    (f"flex-bridge/{one.popen.pid}/%",),
+                ).fetchall()
+            assert killed == [(True,)]
+            replied = time.monotonic()
+            conversations(sid).messages.create(
+                author="agent.alex", body=f"reply {round_}", x_twilio_webhook_enabled="true"
+            )
+            waiter.join(30)
+            took = time.monotonic() - replied
+            # Heard, or missed and caught up on by the reconnect: either way, at once.
+            assert [r["body"] for r in answer["replies"]] == [f"reply {round_}"]
+            assert took < 2.0, f"the wait ended {took:.2f} s after the reply"
+        for bridge in (one, two):
+            for _ in range(50):  # the listener is back by itself
+                checks = httpx.get(f"{bridge.url}/readyz", timeout=10).json()["checks"]
+                if checks["wakeups"] == "ok":
+                    break
+                time.sleep(0.1)
+            assert checks["wakeups"] == "ok"
 
 
 def test_a_postgres_restart_loses_nothing_and_service_resumes(tmp_path: Path) -> None:
