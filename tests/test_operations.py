@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.config import SANDBOX_AUTH_TOKEN, load_settings
@@ -66,6 +67,25 @@ def test_not_ready_while_twilio_cannot_be_reached(
     assert body["status"] == "not_ready"
     assert body["checks"]["store"] == "ok"
     assert "unreachable" in body["checks"]["twilio"]
+    # A load balancer asks about the process itself: it still takes and queues messages.
+    own = httpx.get(f"{bridge.url}/readyz", params={"checks": "store,wakeups"}, timeout=10)
+    assert own.status_code == 200
+    assert own.json() == {"status": "ready", "checks": {"store": "ok", "wakeups": "ok"}}
+
+
+@pytest.mark.parametrize("asked", ["bogus", "", "store,twilio,nope", "store;wakeups", "x" * 5000])
+async def test_readiness_refuses_checks_it_does_not_know(
+    client: httpx.AsyncClient, asked: str
+) -> None:
+    refused = await client.get("/readyz", params={"checks": asked})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "invalid_checks"
+
+
+async def test_readiness_checks_each_named_check_once(client: httpx.AsyncClient) -> None:
+    ready = await client.get("/readyz", params={"checks": "wakeups, store,wakeups"})
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"wakeups": "ok", "store": "ok"}
 
 
 def test_twilio_refusing_the_credentials_is_not_ready(

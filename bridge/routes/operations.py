@@ -9,6 +9,7 @@ from quart import Blueprint, Response, jsonify, request
 
 from bridge.auth.caller import require_bearer
 from bridge.conversations import TwilioError
+from bridge.errors import ApiError
 from bridge.routes import services
 from bridge.services import Services
 
@@ -53,21 +54,45 @@ async def _twilio_check(wired: Services) -> str | None:
     return problem
 
 
-@operations.get("/readyz")
-async def readyz() -> Response:
-    """Ready: the store answers and Twilio accepts the credentials (checked at most every
-    15 s). 503 with the failing checks otherwise, so a load balancer holds traffic back."""
-    wired = services()
-    store_problem, twilio_problem = await asyncio.gather(_store_check(wired), _twilio_check(wired))
+async def _wakeups_check(wired: Services) -> str | None:
     # Without the listener this process misses other processes' wake-ups: waiters would
     # answer late, so it takes no traffic until the listener is back.
-    listening = wired.coordination.wakeups.listening
-    checks = {
-        "store": store_problem or "ok",
-        "twilio": twilio_problem or "ok",
-        "wakeups": "ok" if listening else "not listening for other processes' wake-ups",
-    }
-    ready = store_problem is None and twilio_problem is None and listening
+    if wired.coordination.wakeups.listening:
+        return None
+    return "not listening for other processes' wake-ups"
+
+
+_CHECKERS = {"store": _store_check, "twilio": _twilio_check, "wakeups": _wakeups_check}
+
+#: What /readyz can check. A load balancer asks for the process's own (the store and the
+#: wake-up listener): Twilio is the same for every process, so taking one out of service
+#: for it helps nobody, while the bridge still takes messages and queues them.
+READY_CHECKS = tuple(_CHECKERS)
+
+
+def _chosen_checks(asked: str | None) -> tuple[str, ...]:
+    if asked is None:
+        return READY_CHECKS
+    chosen = tuple(dict.fromkeys(name.strip() for name in asked.split(",")[:8]))
+    if not chosen or any(name not in READY_CHECKS for name in chosen):
+        raise ApiError(
+            400,
+            "invalid_checks",
+            f"checks must name some of {', '.join(READY_CHECKS)}, separated by commas.",
+        )
+    return chosen
+
+
+@operations.get("/readyz")
+async def readyz() -> Response:
+    """Ready: the store answers, Twilio accepts the credentials (checked at most every
+    15 s) and this process hears other processes' wake-ups; 503 with the failing checks
+    otherwise. ``?checks=store,wakeups`` checks only those (a load balancer's probe)."""
+    wired = services()
+    chosen = _chosen_checks(request.args.get("checks"))
+    found = await asyncio.gather(*(_CHECKERS[name](wired) for name in chosen))
+    checks = {name: problem or "ok" for name, problem in zip(chosen, found, strict=True)}
+    ready = not any(found)
     response = jsonify({"status": "ready" if ready else "not_ready", "checks": checks})
     response.status_code = 200 if ready else 503
     response.headers["Cache-Control"] = "no-store"
