@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -79,6 +79,18 @@ class BridgeClient:
         ) as response:
             body = await _json(response)
         return Answer(response.status, body, started, time.perf_counter())
+
+
+async def cancel_and_close(
+    tasks: Iterable[asyncio.Task[Any]], *sessions: aiohttp.ClientSession
+) -> None:
+    """Cancel the driver's calls still running and close its client sessions."""
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for opened in sessions:
+        await opened.close()
 
 
 async def _json(response: aiohttp.ClientResponse) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bench import procs
-from bench.clients import Answer, BridgeClient, EmulatorClient, session
+from bench.clients import Answer, BridgeClient, EmulatorClient, cancel_and_close, session
 from bench.harness import QUEUED_NOTE, ScenarioFailed, Stack, log, stack
 from bench.stats import summary_ms
 from tests.postgres import Cluster, new_database
@@ -275,11 +275,7 @@ async def _wait_everywhere(
             "waiting_on_b_with_the_webhook": summary_ms(latencies["b"]),
         }
     finally:
-        for task in waiters.values():
-            task.cancel()
-        await asyncio.gather(*waiters.values(), return_exceptions=True)
-        await waiting_http.close()
-        await agent_http.close()
+        await cancel_and_close(waiters.values(), waiting_http, agent_http)
     return out
 
 

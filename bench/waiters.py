@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import procs
-from bench.clients import Answer, BridgeClient, EmulatorClient, session
+from bench.clients import Answer, BridgeClient, EmulatorClient, cancel_and_close, session
 from bench.harness import log, stack
 from bench.stats import summary_ms
 
@@ -264,11 +264,7 @@ async def _wait_and_reply(
         out["delivered_once"] = delivered_once
         out["wake_latency_ms"] = summary_ms(latencies)
     finally:
-        for task in waiters.values():
-            task.cancel()
-        await asyncio.gather(*waiters.values(), return_exceptions=True)
-        await waiting_http.close()
-        await agent_http.close()
+        await cancel_and_close(waiters.values(), waiting_http, agent_http)
     return out
 
 

@@ -12,7 +12,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,27 @@ def _wait_on(bridge: Process, answer: dict[str, Any]) -> None:
     answer.update(response.json())
 
 
+def _reply_while_waiting(
+    waiting_on: Process,
+    conversation: Any,
+    body: str,
+    just_before: Callable[[], None] = lambda: None,
+) -> None:
+    """sam's call waits on ``waiting_on``; the agent replies (``just_before`` runs right
+    before): the call must answer with exactly that reply within 2 s."""
+    answer: dict[str, Any] = {}
+    waiter = threading.Thread(target=_wait_on, args=(waiting_on, answer))
+    waiter.start()
+    time.sleep(0.5)  # the call is waiting
+    just_before()
+    replied = time.monotonic()
+    conversation.messages.create(author="agent.alex", body=body, x_twilio_webhook_enabled="true")
+    waiter.join(30)
+    took = time.monotonic() - replied
+    assert [r["body"] for r in answer["replies"]] == [body]
+    assert took < 2.0, f"the wait ended {took:.2f} s after the reply"
+
+
 def test_a_webhook_on_one_process_wakes_a_waiter_on_another(
     tmp_path: Path, postgres_url: str
 ) -> None:
@@ -77,18 +98,7 @@ def test_a_webhook_on_one_process_wakes_a_waiter_on_another(
         assert httpx.get(f"{one.url}/readyz", timeout=10).json()["checks"]["wakeups"] == "ok"
 
         for round_ in range(3):
-            answer: dict[str, Any] = {}
-            waiter = threading.Thread(target=_wait_on, args=(one, answer))
-            waiter.start()
-            time.sleep(0.5)  # the call is waiting on process one
-            replied = time.monotonic()
-            conversations(sid).messages.create(
-                author="agent.alex", body=f"reply {round_}", x_twilio_webhook_enabled="true"
-            )
-            waiter.join(30)
-            took = time.monotonic() - replied
-            assert [r["body"] for r in answer["replies"]] == [f"reply {round_}"]
-            assert took < 2.0, f"the wait ended {took:.2f} s after the reply"
+            _reply_while_waiting(one, conversations(sid), f"reply {round_}")
         # Each reply was handed out once, whichever process is asked.
         assert httpx.get(f"{two.url}/replies/sam", timeout=10).json()["replies"] == []
 
@@ -98,29 +108,22 @@ def test_a_killed_listener_delays_nothing_and_comes_back(tmp_path: Path, postgre
         conversations = sandbox_client(sandbox.url).conversations.v1.conversations
         httpx.post(f"{two.url}/send/sam", json={"msg": "help"}, timeout=30)
         sid = conversations.list()[0].sid
-        for round_ in range(3):
-            answer: dict[str, Any] = {}
-            waiter = threading.Thread(target=_wait_on, args=(one, answer))
-            waiter.start()
-            time.sleep(0.5)
-            # Process one stops hearing the doorbell just as the reply comes (to two).
-            assert one.popen is not None
+        assert one.popen is not None
+        pid = one.popen.pid
+
+        def kill_ones_listener() -> None:
             with psycopg.connect(postgres_url, autocommit=True) as admin:
                 killed = admin.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                     " WHERE query LIKE 'LISTEN%%' AND application_name LIKE %s",
-                    (f"flex-bridge/{one.popen.pid}/%",),
+                    (f"flex-bridge/{pid}/%",),
                 ).fetchall()
             assert killed == [(True,)]
-            replied = time.monotonic()
-            conversations(sid).messages.create(
-                author="agent.alex", body=f"reply {round_}", x_twilio_webhook_enabled="true"
-            )
-            waiter.join(30)
-            took = time.monotonic() - replied
-            # Heard, or missed and caught up on by the reconnect: either way, at once.
-            assert [r["body"] for r in answer["replies"]] == [f"reply {round_}"]
-            assert took < 2.0, f"the wait ended {took:.2f} s after the reply"
+
+        # Process one stops hearing the doorbell just as the reply comes (to two): heard
+        # anyway, or missed and caught up on by the reconnect; either way, at once.
+        for round_ in range(3):
+            _reply_while_waiting(one, conversations(sid), f"reply {round_}", kill_ones_listener)
         for bridge in (one, two):
             for _ in range(50):  # the listener is back by itself
                 checks = httpx.get(f"{bridge.url}/readyz", timeout=10).json()["checks"]
