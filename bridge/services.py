@@ -20,6 +20,7 @@ from bridge.coordination import Coordination
 from bridge.coordination.local import local_coordination
 from bridge.core.handout import Handout
 from bridge.core.inbox import Inbox
+from bridge.core.live_chat import LiveChat
 from bridge.core.opening import ConversationOpener
 from bridge.core.outbox import Outbox
 from bridge.core.poller import Poller, PollPace
@@ -77,7 +78,16 @@ def build_handoff(
     webhook_url = settings.webhook_url if settings.webhooks else None
     inbox = Inbox(store, twilio, coordination.wakeups, metrics, router)
     opener = ConversationOpener(store, twilio, router, webhook_url=webhook_url, metrics=metrics)
-    outbox = Outbox(store, twilio, opener, inbox, coordination.locks, coordination.jobs, metrics)
+    outbox = Outbox(
+        store,
+        twilio,
+        opener,
+        inbox,
+        coordination.locks,
+        coordination.jobs,
+        metrics,
+        coordination.wakeups,
+    )
     # Without webhooks, conversations someone waits on are polled; with them, only
     # reconciled now and then in case a webhook went missing.
     poller = None
@@ -141,6 +151,7 @@ def build_handoff(
         reconciler=reconciler,
         poller=poller,
         standing=standing,
+        live_chat=LiveChat(store, coordination.wakeups, waiters, standing),
         router=router,
         limits=Limits(
             max_message_chars=settings.max_message_chars,

@@ -76,6 +76,8 @@ class AgentMessage:
 class LeasedReply:
     message: AgentMessage
     leased: bool  # False: delivered before, returned again because it follows ``after``
+    #: The user saw it in the live chat pane already.
+    shown: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class OutboxRow:
     sent_at: str | None
     last_error: str | None
     profile: str | None
+    #: Where its first part landed in the conversation (Twilio's message index).
+    posted_index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -208,6 +212,13 @@ class Store(Protocol):
     async def confirm_replies(self, lease: str) -> int:
         """The lease's replies reached the caller: delivered. Returns how many."""
 
+    async def conversation_replies(self, conversation_id: int) -> list[AgentMessage]:
+        """The conversation's agent messages up to its sync mark, in order."""
+
+    async def mark_shown(self, conversation_id: int, message_sid: str) -> bool:
+        """The user saw that reply of the conversation, and every one before it, in the
+        live chat pane; False if the conversation has no such reply (up to its mark)."""
+
     async def release_replies(self, lease: str, message_sids: Sequence[str] | None = None) -> None:
         """The lease's replies (or those of them named) did not reach the caller."""
 
@@ -223,10 +234,16 @@ class Store(Protocol):
     async def pending_messages(self, identity: str | None = None) -> list[OutboxRow]:
         """Pending user messages, oldest first (of one identity, or of all)."""
 
+    async def conversation_messages(self, conversation: ConversationRow) -> list[OutboxRow]:
+        """The user's messages of that conversation, oldest first: those posted to it,
+        those still pending, and those refused since it began."""
+
     async def begin_attempt(self, row_id: int) -> int:
         """Count a delivery attempt before it starts; return how many came before it."""
 
-    async def mark_sent(self, row_id: int, conversation_id: int) -> None: ...
+    async def mark_sent(
+        self, row_id: int, conversation_id: int, posted_index: int | None = None
+    ) -> None: ...
 
     async def mark_attempt_failed(
         self, row_id: int, next_attempt_at: float, error: str, *, final: bool

@@ -39,6 +39,10 @@ class InvalidWait(HandoffError):
     """Not a finite number of seconds, 0 or more."""
 
 
+class InvalidReplyId(HandoffError):
+    """Not the id of an agent reply (a Twilio message SID)."""
+
+
 class RateLimited(HandoffError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"retry after {retry_after} s")

@@ -32,7 +32,7 @@ MAX_ANSWER_CHARS = 90_000
 
 
 def _size(reply: Reply) -> int:
-    return len(json.dumps({"id": reply.id, "body": reply.body, "sent_at": reply.sent_at})) + 2
+    return len(json.dumps(reply.to_json())) + 2
 
 
 class Handout:
@@ -62,7 +62,7 @@ class Handout:
                 lease, [item.message.message_sid for item in spare if item.leased]
             )
         replies = [
-            Reply(item.message.message_sid, item.message.body, item.message.sent_at)
+            Reply(item.message.message_sid, item.message.body, item.message.sent_at, item.shown)
             for item in fits
         ]
         return replies, lease, bool(spare)
@@ -86,7 +86,7 @@ def _fit(taken: list[LeasedReply]) -> tuple[list[LeasedReply], list[LeasedReply]
     used = 0
     for count, item in enumerate(taken):
         message = item.message
-        used += _size(Reply(message.message_sid, message.body, message.sent_at))
+        used += _size(Reply(message.message_sid, message.body, message.sent_at, item.shown))
         if used > MAX_ANSWER_CHARS and count > 0:
             return taken[:count], taken[count:]
     return taken, []

@@ -24,7 +24,7 @@ from bridge.conversations import (
     TwilioRejected,
     TwilioUnavailable,
 )
-from bridge.coordination import Jobs, Locks
+from bridge.coordination import Jobs, Locks, Wakeups
 from bridge.core.inbox import Inbox
 from bridge.core.opening import ConversationOpener
 from bridge.message_parts import split_message
@@ -63,8 +63,12 @@ class Outbox:
         locks: Locks,
         jobs: Jobs,
         metrics: Metrics,
+        wakeups: Wakeups,
     ) -> None:
+        """``wakeups`` rings the user's waiters when one of their messages is stored,
+        posted or refused (the live chat pane shows them)."""
         self._store = store
+        self._wakeups = wakeups
         self._metrics = metrics
         self._twilio = twilio
         self._opener = opener
@@ -89,6 +93,7 @@ class Outbox:
         """Store the message, then try to post it (and any queued before it) for up to
         ``budget_seconds``. The returned row says whether it was sent or is still queued."""
         row = await self._store.enqueue_message(identity, body, context, profile)
+        await self._wakeups.wake(identity)
         self._metrics.user_messages_received.inc()
         logs.event(log, "user_message.stored", outbox_id=row.id, body=body)
         loop = asyncio.get_running_loop()
@@ -137,12 +142,15 @@ class Outbox:
                         twilio_error=exc.code,
                     )
                     await self._store.mark_attempt_failed(row.id, 0, str(exc), final=True)
+                    await self._wakeups.wake(identity)
 
     async def _deliver(self, row: OutboxRow) -> None:
         earlier_attempts = await self._store.begin_attempt(row.id)
         conversation, opened = await self._opener.current(row.identity, row.profile, row.context)
         try:
-            await self._post(conversation, row, opened, check=earlier_attempts > 0 and not opened)
+            index = await self._post(
+                conversation, row, opened, check=earlier_attempts > 0 and not opened
+            )
         except (ConversationClosed, ConversationNotFound) as exc:
             logs.event(log, "conversation.gone", sid=conversation.sid, twilio_error=exc.code)
             closed = isinstance(exc, ConversationClosed)
@@ -152,8 +160,9 @@ class Outbox:
             conversation, opened = await self._opener.current(
                 row.identity, row.profile, row.context
             )
-            await self._post(conversation, row, opened, check=False)
-        await self._store.mark_sent(row.id, conversation.id)
+            index = await self._post(conversation, row, opened, check=False)
+        await self._store.mark_sent(row.id, conversation.id, index)
+        await self._wakeups.wake(row.identity)
         self._metrics.user_messages_posted.inc()
         logs.event(
             log,
@@ -165,19 +174,22 @@ class Outbox:
 
     async def _post(
         self, conversation: ConversationRow, row: OutboxRow, opened: bool, check: bool
-    ) -> None:
+    ) -> int | None:
+        """Post the row's parts not posted yet; the index of its first part (None when an
+        earlier attempt posted it and it is no longer among the recent messages)."""
         assert conversation.sid is not None
-        done: set[int] = set()
+        done: dict[int, int] = {}  # part → index
         first_message = opened
         if check:
             recent = await self._twilio.recent_messages(conversation.sid)
             for message in recent:
                 key, part = _key_of(message.attributes)
                 if key == row.idempotency_key and part is not None:
-                    done.add(part)
+                    done[part] = message.index
             first_message = not any(m.author == row.identity for m in recent)
+        posted: list[int] = list(done.values())
         if row.context and first_message and 0 not in done:
-            await self._twilio.post_message(
+            context = await self._twilio.post_message(
                 conversation.sid,
                 row.identity,
                 f"Context from the assistant: {row.context}",
@@ -185,6 +197,7 @@ class Outbox:
                     {"flex_bridge": {"kind": "context", "key": row.idempotency_key, "part": 0}}
                 ),
             )
+            posted.append(context.index)
         parts = split_message(row.body)
         for number, text in enumerate(parts, start=1):
             if number in done:
@@ -192,9 +205,11 @@ class Outbox:
             marker: dict[str, object] = {"key": row.idempotency_key, "part": number}
             if len(parts) > 1:
                 marker["parts"] = len(parts)
-            await self._twilio.post_message(
+            message = await self._twilio.post_message(
                 conversation.sid, row.identity, text, json.dumps({"flex_bridge": marker})
             )
+            posted.append(message.index)
+        return min(posted) if posted else None
 
     # --- the worker -----------------------------------------------------------------------
 

@@ -100,6 +100,14 @@ class Reply:
     id: str
     body: str
     sent_at: str
+    #: The user saw it in the live chat pane already (the model must not repeat it).
+    shown_in_pane: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        answer: dict[str, object] = {"id": self.id, "body": self.body, "sent_at": self.sent_at}
+        if self.shown_in_pane:
+            answer["shown_in_pane"] = True
+        return answer
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,7 @@ class HandoffResult:
         with the front door's note."""
         answer: dict[str, object] = {
             "status": self.status,
-            "replies": [{"id": r.id, "body": r.body, "sent_at": r.sent_at} for r in self.replies],
+            "replies": [reply.to_json() for reply in self.replies],
             "note": note,
         }
         if self.status == "closed":

@@ -19,27 +19,19 @@ from bridge.conversations import (
     TwilioUnavailable,
 )
 from bridge.coordination import Coordination
-from bridge.core.errors import (
-    Busy,
-    ContextTooLong,
-    InvalidChoice,
-    InvalidContext,
-    InvalidMessage,
-    InvalidWait,
-    MessageTooLong,
-    NothingToChoose,
-    RateLimited,
-)
+from bridge.core.checks import checked_choice, checked_context, checked_message, checked_wait
+from bridge.core.errors import Busy, NothingToChoose, RateLimited
 from bridge.core.handout import Handout
 from bridge.core.inbox import Inbox
+from bridge.core.live_chat import LiveChat
 from bridge.core.outbox import Outbox
-from bridge.core.outcomes import HandoffResult, closed_outcome
+from bridge.core.outcomes import HandoffResult, HandoffStatus, closed_outcome
 from bridge.core.poller import Poller
 from bridge.core.reconciler import Reconciler
 from bridge.core.standing import Standing
 from bridge.core.waiters import Progress, Waiters
 from bridge.routing import Router
-from bridge.store import WAITING_CHOICES, ClosedBy, ConversationRow, Store, WaitingChoice
+from bridge.store import ClosedBy, ConversationRow, Store
 
 #: However short the reply wait, posting the message to Twilio may take this long.
 MIN_POST_SECONDS = 2.0
@@ -59,52 +51,6 @@ class Limits:
     new_conversations_per_minute: int = 600
 
 
-def _storable(text: str) -> str | None:
-    """``text`` without NUL characters (dropped: Twilio and databases refuse them), or None
-    when it is not Unicode at all (a lone surrogate)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return None
-    return text.replace("\x00", "")
-
-
-def checked_message(text: object, limit: int) -> str:
-    """The user's message, if it is one: text with something besides white space (and
-    NUL characters, which are dropped)."""
-    cleaned = _storable(text) if isinstance(text, str) else None
-    if cleaned is None or not cleaned.strip():
-        raise InvalidMessage("the message must be a non-empty string")
-    if len(cleaned) > limit:
-        raise MessageTooLong(len(cleaned), limit)
-    return cleaned
-
-
-def checked_context(context: object, limit: int) -> str | None:
-    """The assistant's summary, trimmed; None when absent or blank."""
-    if context is None:
-        return None
-    cleaned = _storable(context) if isinstance(context, str) else None
-    if cleaned is None:
-        raise InvalidContext("the context must be a string when given")
-    if len(cleaned) > limit:
-        raise ContextTooLong(len(cleaned), limit)
-    return cleaned.strip() or None
-
-
-def checked_choice(choice: object) -> WaitingChoice:
-    for known in WAITING_CHOICES:
-        if choice == known:
-            return known
-    raise InvalidChoice("the choice must be one of " + ", ".join(WAITING_CHOICES))
-
-
-def checked_wait(wait: float) -> float:
-    if not 0 <= wait < math.inf:  # NaN fails too
-        raise InvalidWait("the wait must be a number of seconds, 0 or more")
-    return wait
-
-
 class HandoffService:
     """The core's three operations, over the parts the builder wires."""
 
@@ -121,6 +67,7 @@ class HandoffService:
         reconciler: Reconciler,
         poller: Poller | None,
         standing: Standing,
+        live_chat: LiveChat,
         router: Router,
         limits: Limits,
     ) -> None:
@@ -134,6 +81,8 @@ class HandoffService:
         self._reconciler = reconciler
         self._poller = poller
         self._standing = standing
+        #: The live chat pane's view of a conversation (MCP Apps).
+        self.live_chat = live_chat
         self._router = router
         self.limits = limits
 
@@ -185,30 +134,11 @@ class HandoffService:
         is shorter); posting gets at least MIN_POST_SECONDS of it, however short the
         wait, so a healthy Twilio is not mistaken for a slow one.
         """
-        retry_in = await self._coordination.rate_limits.take(
-            f"send:{identity}", self.limits.messages_per_minute
-        )
-        if retry_in:
-            raise RateLimited(max(1, math.ceil(retry_in)))
-        text = checked_message(message, self.limits.max_message_chars)
-        summary = checked_context(context, self.limits.max_context_chars)
-        latest = await self._store.latest_conversation(identity)
-        if latest is None or latest.state == "closed":
-            # Asked only to decline: a message taken anyway hears of it from the queue.
-            nobody = await self._standing.before_opening() if self._standing.declines else None
-            if nobody is not None:
-                # Closed, or nobody there, and told not to take messages: nothing sent.
-                replies, lease, more = await self._handout.take(identity)
-                return HandoffResult(
-                    "unavailable", replies, lease if replies else None, more, nobody
-                )
-            # A new conversation: new identities (path names, MCP sessions) are free to
-            # make, so their conversations are counted across all users.
-            retry_in = await self._coordination.rate_limits.take(
-                "new-conversations", self.limits.new_conversations_per_minute
-            )
-            if retry_in:
-                raise Busy(max(1, math.ceil(retry_in)))
+        text, summary, declined = await self._accept(identity, message, context)
+        if declined is not None:
+            # Closed, or nobody there, and told not to take messages: nothing sent.
+            replies, lease, more = await self._handout.take(identity)
+            return HandoffResult("unavailable", replies, lease if replies else None, more, declined)
         loop = asyncio.get_running_loop()
         started = loop.time()
         wait = self.limits.reply_wait_seconds
@@ -223,6 +153,46 @@ class HandoffService:
         return await self._waiters.collect(
             identity, max(0.0, wait - (loop.time() - started)), progress=progress
         )
+
+    async def post(
+        self, identity: str, message: object, *, profile: str | None = None
+    ) -> HandoffStatus | None:
+        """The user's own message, written in the live chat pane: checked, stored and
+        posted as :meth:`send` does (the same limits), without waiting or handing out
+        replies (the pane shows the whole conversation). Returns the status when the
+        message was declined (nothing sent), else None."""
+        text, _summary, declined = await self._accept(identity, message, None)
+        if declined is None:
+            await self.outbox.submit(identity, text, None, MIN_POST_SECONDS, profile=profile)
+        return declined
+
+    async def _accept(
+        self, identity: str, message: object, context: object
+    ) -> tuple[str, str | None, HandoffStatus | None]:
+        """The checks every message passes before it is stored: the user's rate limit,
+        the message and context, and, for one that would open a conversation, the
+        policy when nobody is there (a status: declined) and the limit on new ones."""
+        retry_in = await self._coordination.rate_limits.take(
+            f"send:{identity}", self.limits.messages_per_minute
+        )
+        if retry_in:
+            raise RateLimited(max(1, math.ceil(retry_in)))
+        text = checked_message(message, self.limits.max_message_chars)
+        summary = checked_context(context, self.limits.max_context_chars)
+        latest = await self._store.latest_conversation(identity)
+        if latest is None or latest.state == "closed":
+            # Asked only to decline: a message taken anyway hears of it from the queue.
+            nobody = await self._standing.before_opening() if self._standing.declines else None
+            if nobody is not None:
+                return text, summary, nobody
+            # A new conversation: new identities (path names, MCP sessions) are free to
+            # make, so their conversations are counted across all users.
+            retry_in = await self._coordination.rate_limits.take(
+                "new-conversations", self.limits.new_conversations_per_minute
+            )
+            if retry_in:
+                raise Busy(max(1, math.ceil(retry_in)))
+        return text, summary, None
 
     async def replies(
         self,

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 from bridge import logs
@@ -89,25 +89,10 @@ class Waiters:
         TooManyWaiting (nothing taken); otherwise, as when every waiting place is taken,
         the call looks once without waiting. Two trips to the store per look.
         """
-        if wait > 0 and self._waiting[identity] >= self._max_per_user:
-            if refuse_busy:
-                raise TooManyWaiting(BUSY_RETRY_SECONDS)
-            wait = 0
-        if wait > 0 and self._waiting_total >= self._max_total:
-            wait = 0
         loop = asyncio.get_running_loop()
         started = loop.time()
-        if wait > 0:
-            self._waiting[identity] += 1
-            self._waiting_total += 1
-        try:
+        async with self.admitted(identity, wait, refuse_busy=refuse_busy) as wait:
             result = await self._look_and_wait(identity, started + wait, after, progress)
-        finally:
-            if wait > 0:
-                self._waiting_total -= 1
-                self._waiting[identity] -= 1
-                if self._waiting[identity] <= 0:
-                    del self._waiting[identity]
         self._metrics.wait_seconds.labels(result.status).observe(loop.time() - started)
         logs.event(
             log,
@@ -117,6 +102,37 @@ class Waiters:
             replies=len(result.replies),
         )
         return result
+
+    @contextlib.asynccontextmanager
+    async def admitted(
+        self, identity: str, wait: float, *, refuse_busy: bool = False
+    ) -> AsyncIterator[float]:
+        """Count a call that waits up to ``wait`` seconds; enters with the wait it may
+        have: 0 when the user already has the most calls waiting (or TooManyWaiting with
+        ``refuse_busy``), or when every waiting place is taken."""
+        if wait > 0 and self._waiting[identity] >= self._max_per_user:
+            if refuse_busy:
+                raise TooManyWaiting(BUSY_RETRY_SECONDS)
+            wait = 0
+        if wait > 0 and self._waiting_total >= self._max_total:
+            wait = 0
+        if wait <= 0:
+            yield 0.0
+            return
+        self._waiting[identity] += 1
+        self._waiting_total += 1
+        try:
+            yield wait
+        finally:
+            self._waiting_total -= 1
+            self._waiting[identity] -= 1
+            if self._waiting[identity] <= 0:
+                del self._waiting[identity]
+
+    @property
+    def closing(self) -> bool:
+        """Shutting down: nobody waits any more."""
+        return self._closing
 
     async def _look(
         self, identity: str, after: str | None
@@ -178,13 +194,13 @@ class Waiters:
                     return HandoffResult(outcome, [], handoff=status)
                 if watched is None or (watched.id, watched.sid) != (latest.id, latest.sid):
                     if watched is not None:
-                        self._unwatch(watched)
+                        self.unwatch(watched)
                     watched = latest
-                    self._watch(watched)
-                await self._sleep(woken, self._nap(latest, status, remaining, progress))
+                    self.watch(watched)
+                await self.sleep(woken, self._nap(latest, status, remaining, progress))
         finally:
             if watched is not None:
-                self._unwatch(watched)
+                self.unwatch(watched)
 
     def _nap(
         self,
@@ -205,7 +221,8 @@ class Waiters:
             nap = min(nap, queue.refresh_seconds)
         return nap
 
-    async def _sleep(self, woken: asyncio.Event, seconds: float) -> None:
+    async def sleep(self, woken: asyncio.Event, seconds: float) -> None:
+        """Until ``woken`` is set or ``seconds`` pass."""
         with (
             self._metrics.waiting_requests.track_inprogress(),
             contextlib.suppress(TimeoutError),
@@ -213,14 +230,16 @@ class Waiters:
             async with asyncio.timeout(seconds):
                 await woken.wait()
 
-    def _watch(self, row: ConversationRow) -> None:
+    def watch(self, row: ConversationRow) -> None:
+        """Someone here waits on this conversation: poll it (webhooks off), follow its
+        place in the queue. Undone by :meth:`unwatch`."""
         self._waited_on[row.id] += 1
         if self._poller is not None:
             self._poller.watch(row.id)
         if self._standing.queue is not None and row.sid is not None:
             self._standing.queue.watch(row.sid, row.task_sid)
 
-    def _unwatch(self, row: ConversationRow) -> None:
+    def unwatch(self, row: ConversationRow) -> None:
         self._waited_on[row.id] -= 1
         if self._waited_on[row.id] <= 0:
             del self._waited_on[row.id]

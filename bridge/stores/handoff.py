@@ -26,6 +26,10 @@ def _conversation(row: Row) -> ConversationRow:
     return ConversationRow(**fields(row))
 
 
+def _agent_message(row: Row) -> AgentMessage:
+    return AgentMessage(row["message_sid"], row["idx"], row["author"], row["body"], row["sent_at"])
+
+
 def _outbox(row: Row) -> OutboxRow:
     return OutboxRow(**fields(row))
 
@@ -228,15 +232,16 @@ class HandoffTables(Database):
             " AND conversation_id IN (SELECT id FROM conversations WHERE identity = ?)"
             " AND idx <= (SELECT c.synced_index FROM conversations c"
             "             WHERE c.id = agent_messages.conversation_id)"
-            " RETURNING conversation_id, message_sid, idx, author, body, sent_at",
+            " RETURNING conversation_id, message_sid, idx, author, body, sent_at, shown_at",
             (lease, until, now, identity),
         )
         found = {row["message_sid"]: (row, True) for row in taken}
         if seen is not None:
             # Everything after what the caller last saw, in whatever state.
             for row in await self.fetch(
-                "SELECT m.conversation_id, m.message_sid, m.idx, m.author, m.body, m.sent_at"
-                " FROM agent_messages m JOIN conversations c ON c.id = m.conversation_id"
+                "SELECT m.conversation_id, m.message_sid, m.idx, m.author, m.body, m.sent_at,"
+                " m.shown_at FROM agent_messages m JOIN conversations c"
+                " ON c.id = m.conversation_id"
                 " WHERE c.identity = ? AND m.idx <= c.synced_index"
                 " AND (m.conversation_id, m.idx) > (?, ?)",
                 (identity, *seen),
@@ -245,14 +250,32 @@ class HandoffTables(Database):
         # Conversation ids grow with each new conversation, and RETURNING has no order.
         ordered = sorted(found.values(), key=lambda item: (item[0][0], item[0]["idx"]))
         return [
-            LeasedReply(
-                AgentMessage(
-                    row["message_sid"], row["idx"], row["author"], row["body"], row["sent_at"]
-                ),
-                leased,
-            )
+            LeasedReply(_agent_message(row), leased, row["shown_at"] is not None)
             for row, leased in ordered
         ]
+
+    async def conversation_replies(self, conversation_id: int) -> list[AgentMessage]:
+        rows = await self.fetch(
+            "SELECT m.* FROM agent_messages m JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE c.id = ? AND m.idx <= c.synced_index ORDER BY m.idx",
+            (conversation_id,),
+        )
+        return [_agent_message(row) for row in rows]
+
+    async def mark_shown(self, conversation_id: int, message_sid: str) -> bool:
+        through = await self.fetch_one(
+            "SELECT m.idx FROM agent_messages m JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE c.id = ? AND m.message_sid = ? AND m.idx <= c.synced_index",
+            (conversation_id, message_sid),
+        )
+        if through is None:
+            return False
+        await self.fetch(
+            "UPDATE agent_messages SET shown_at = ?"
+            " WHERE conversation_id = ? AND idx <= ? AND shown_at IS NULL",
+            (now_text(), conversation_id, through[0]),
+        )
+        return True
 
     async def _position(self, identity: str, after: str) -> tuple[int, int] | None:
         """Where ``after`` stands among the identity's replies: (conversation, index);
@@ -308,6 +331,15 @@ class HandoffTables(Database):
             raise LookupError(row_id)
         return _outbox(row)
 
+    async def conversation_messages(self, conversation: ConversationRow) -> list[OutboxRow]:
+        rows = await self.fetch(
+            "SELECT * FROM outbox WHERE conversation_id = ?"
+            " OR (identity = ? AND conversation_id IS NULL"
+            "     AND (state = 'pending' OR created_at >= ?)) ORDER BY id",
+            (conversation.id, conversation.identity, conversation.created_at),
+        )
+        return [_outbox(row) for row in rows]
+
     async def pending_messages(self, identity: str | None = None) -> list[OutboxRow]:
         if identity is None:
             rows = await self.fetch("SELECT * FROM outbox WHERE state = 'pending' ORDER BY id")
@@ -327,10 +359,13 @@ class HandoffTables(Database):
             raise LookupError(row_id)
         return int(row[0]) - 1
 
-    async def mark_sent(self, row_id: int, conversation_id: int) -> None:
+    async def mark_sent(
+        self, row_id: int, conversation_id: int, posted_index: int | None = None
+    ) -> None:
         await self.fetch(
-            "UPDATE outbox SET state = 'sent', sent_at = ?, conversation_id = ? WHERE id = ?",
-            (now_text(), conversation_id, row_id),
+            "UPDATE outbox SET state = 'sent', sent_at = ?, conversation_id = ?,"
+            " posted_index = ? WHERE id = ?",
+            (now_text(), conversation_id, posted_index, row_id),
         )
 
     async def mark_attempt_failed(

@@ -1,0 +1,5 @@
+-- The live chat pane (an MCP App): when the user saw an agent reply there, so the model
+-- is told it was shown rather than handed it as news; and where a user message landed in
+-- the conversation (the Twilio index of its first part), so both sides show in order.
+ALTER TABLE agent_messages ADD COLUMN shown_at TEXT;
+ALTER TABLE outbox ADD COLUMN posted_index INTEGER;
