@@ -178,9 +178,19 @@ def note(
     )
 
 
+#: Added when the user already read some replies in the live chat pane (an MCP App).
+_SHOWN = (
+    " The user already read the replies marked shown_in_pane in the live chat pane: do not "
+    "repeat them; at most say in a few words that the agent answered there."
+)
+
+
 def worded(result: HandoffResult, words: Vocabulary) -> dict[str, object]:
     """The answer a front door gives: the result, with its note in that door's words."""
-    return result.to_json(note(result.outcome, words, result.handoff, more=result.more))
+    said = note(result.outcome, words, result.handoff, more=result.more)
+    if any(reply.shown_in_pane for reply in result.replies):
+        said += _SHOWN
+    return result.to_json(said)
 
 
 def progress_line(status: HandoffStatus) -> str:

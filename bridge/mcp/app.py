@@ -15,7 +15,8 @@ from quart import Quart
 
 from bridge.config import Settings
 from bridge.mcp.caller import ASGIApp, McpAuthentication
-from bridge.mcp.tools import register_tools
+from bridge.mcp.live_chat import live_chat_app, tool_meta
+from bridge.mcp.tools import Handoff, register_tools
 
 MCP_PATH = "/mcp"
 
@@ -40,13 +41,15 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 
 def create_mcp_app(settings: Settings, bridge: Quart) -> ASGIApp:
+    handoff = Handoff(bridge)
     server: MCPServer[Any] = MCPServer(
         "flex-bridge",
         title="Flex Bridge",
         instructions=INSTRUCTIONS,
         website_url=settings.public_url,
+        extensions=[live_chat_app(handoff)],
     )
-    register_tools(server, bridge)
+    register_tools(server, handoff, meta=tool_meta())
     # With several processes any of them must serve any request: the SDK keeps no
     # sessions, and the admission layer issues them (bridge.mcp.caller).
     shared = settings.postgres_url is not None

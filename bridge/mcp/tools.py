@@ -32,6 +32,7 @@ from bridge.core.errors import (
     ContextTooLong,
     HandoffError,
     InvalidMessage,
+    InvalidReplyId,
     MessageTooLong,
     NothingToChoose,
     RateLimited,
@@ -69,6 +70,10 @@ class ReplyOut(BaseModel):
     id: str = Field(description="The agent message's id.")
     body: str = Field(description="What the agent wrote: show it to the user as it is.")
     sent_at: str = Field(description="When the agent sent it (ISO 8601).")
+    shown_in_pane: bool = Field(
+        default=False,
+        description="The user already read it in the live chat pane: do not repeat it.",
+    )
 
 
 class AgentOut(BaseModel):
@@ -149,13 +154,13 @@ class Handoff:
     def __init__(self, bridge: Quart) -> None:
         self.bridge = bridge
 
-    def _services(self) -> Services:
+    def services(self) -> Services:
         wired = find_services(self.bridge)
         if wired is None:
             raise ToolError("The service is starting or stopping; try again in a moment.")
         return wired
 
-    def _caller(self, ctx: Context[Any, Any], wired: Services) -> tuple[str, str | None]:
+    def caller(self, ctx: Context[Any, Any], wired: Services) -> tuple[str, str | None]:
         """The user's identity and verified profile, noted for the tool call's log lines."""
         identity, profile = self._identify(ctx, wired)
         logs.request_id.set(logs.new_request_id())
@@ -207,10 +212,10 @@ class Handoff:
             ),
         ] = None,
     ) -> HandoffToolResult:
-        wired = self._services()
-        identity, profile = self._caller(ctx, wired)
+        wired = self.services()
+        identity, profile = self.caller(ctx, wired)
         reporter = _Progress(ctx, self._wait_cap(wired))
-        result = await _as_tool_errors(
+        result = await as_tool_errors(
             reporter.during(
                 wired.handoff.send(
                     identity,
@@ -246,12 +251,12 @@ class Handoff:
             ),
         ] = None,
     ) -> HandoffToolResult:
-        wired = self._services()
-        identity, _profile = self._caller(ctx, wired)
+        wired = self.services()
+        identity, _profile = self.caller(ctx, wired)
         cap = self._wait_cap(wired)
         wait = cap if wait_seconds is None else min(wait_seconds, cap)
         reporter = _Progress(ctx, wait)
-        result = await _as_tool_errors(
+        result = await as_tool_errors(
             reporter.during(
                 wired.handoff.replies(identity, wait, after_id, progress=reporter.heard)
             )
@@ -259,9 +264,9 @@ class Handoff:
         return await _delivered(wired, result)
 
     async def end_human_conversation(self, ctx: Context[Any, Any]) -> HandoffToolResult:
-        wired = self._services()
-        identity, _profile = self._caller(ctx, wired)
-        return await _delivered(wired, await _as_tool_errors(wired.handoff.end(identity)))
+        wired = self.services()
+        identity, _profile = self.caller(ctx, wired)
+        return await _delivered(wired, await as_tool_errors(wired.handoff.end(identity)))
 
     async def choose_next_step(
         self,
@@ -275,9 +280,9 @@ class Handoff:
         ],
         ctx: Context[Any, Any],
     ) -> HandoffToolResult:
-        wired = self._services()
-        identity, _profile = self._caller(ctx, wired)
-        result = await _as_tool_errors(wired.handoff.choose(identity, choice))
+        wired = self.services()
+        identity, _profile = self.caller(ctx, wired)
+        result = await as_tool_errors(wired.handoff.choose(identity, choice))
         return await _delivered(wired, result)
 
 
@@ -289,7 +294,7 @@ async def _delivered(wired: Services, result: HandoffResult) -> CallToolResult:
     return render(result)
 
 
-async def _as_tool_errors(work: Awaitable[T]) -> T:
+async def as_tool_errors(work: Awaitable[T]) -> T:
     """The core's refusals and Twilio's failures, as tool errors the model can act on."""
     try:
         return await work
@@ -320,6 +325,8 @@ def _refusal(error: HandoffError) -> str:
             f"'message' has {error.length} characters; the limit is {error.limit}. Shorten it "
             "or send it in several messages."
         )
+    if isinstance(error, InvalidReplyId):
+        return "'shown_through' must be the id of an agent reply (IM and 32 hex digits)."
     if isinstance(error, ContextTooLong):
         return f"'context' must be at most {error.limit} characters: summarise it."
     if isinstance(error, TooManyWaiting):
@@ -416,8 +423,8 @@ DESCRIPTIONS = {
 }
 
 
-def register_tools(server: MCPServer[Any], bridge: Quart) -> None:
-    handoff = Handoff(bridge)
+def register_tools(server: MCPServer[Any], handoff: Handoff, meta: dict[str, Any]) -> None:
+    """The model's tools, each carrying ``meta`` (what links it to the live chat pane)."""
     server.add_tool(
         handoff.request_human_agent,
         name="request_human_agent",
@@ -426,6 +433,7 @@ def register_tools(server: MCPServer[Any], bridge: Quart) -> None:
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=False, open_world_hint=True
         ),
+        meta=meta,
     )
     server.add_tool(
         handoff.get_agent_replies,
@@ -433,6 +441,7 @@ def register_tools(server: MCPServer[Any], bridge: Quart) -> None:
         title="Get the human agent's replies",
         description=DESCRIPTIONS["get_agent_replies"],
         annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True),
+        meta=meta,
     )
     server.add_tool(
         handoff.end_human_conversation,
@@ -442,6 +451,7 @@ def register_tools(server: MCPServer[Any], bridge: Quart) -> None:
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
         ),
+        meta=meta,
     )
     server.add_tool(
         handoff.choose_next_step,
@@ -451,4 +461,5 @@ def register_tools(server: MCPServer[Any], bridge: Quart) -> None:
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=True, open_world_hint=True
         ),
+        meta=meta,
     )
