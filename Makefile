@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run doctor test unit lint typecheck check install clean bench
+.PHONY: run doctor test unit lint typecheck check install clean bench mcp-host
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ check: lint typecheck test
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/run.py
+
+# The sandbox MCP host's bundle (the official MCP Apps host and MCP client, from npm).
+mcp-host:
+	cd bridge/sandbox/mcp_host && npm ci --no-audit --no-fund && npm run build
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

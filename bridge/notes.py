@@ -185,10 +185,21 @@ _SHOWN = (
 )
 
 
-def worded(result: HandoffResult, words: Vocabulary) -> dict[str, object]:
-    """The answer a front door gives: the result, with its note in that door's words."""
+#: Added for a client that shows the live chat pane beside the tool's result.
+_PANE = (
+    " The user sees this conversation live in the chat pane shown with this result, the "
+    "agent's replies included, and can write to the agent there: do not repeat the replies; "
+    "say in a few words what happened."
+)
+
+
+def worded(result: HandoffResult, words: Vocabulary, *, pane: bool = False) -> dict[str, object]:
+    """The answer a front door gives: the result, with its note in that door's words
+    (``pane``: the client shows the live chat pane beside it)."""
     said = note(result.outcome, words, result.handoff, more=result.more)
-    if any(reply.shown_in_pane for reply in result.replies):
+    if pane:
+        said += _PANE
+    elif any(reply.shown_in_pane for reply in result.replies):
         said += _SHOWN
     return result.to_json(said)
 

@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Annotated, Any, Literal, TypeVar
 
+from mcp.server.apps import client_supports_apps
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
@@ -136,8 +137,9 @@ class HandoffOut(BaseModel):
 HandoffToolResult = Annotated[CallToolResult, HandoffOut]
 
 
-def render(result: HandoffResult) -> CallToolResult:
-    data = worded(result, WORDS)
+def render(result: HandoffResult, *, pane: bool = False) -> CallToolResult:
+    """The tool result; ``pane``: the client shows the live chat pane beside it."""
+    data = worded(result, WORDS, pane=pane)
     lines = [f"Status: {result.status}"]
     if result.replies:
         lines.append("Replies from the human agent:")
@@ -227,7 +229,7 @@ class Handoff:
                 )
             )
         )
-        return await _delivered(wired, result)
+        return await _delivered(ctx, wired, result)
 
     async def get_agent_replies(
         self,
@@ -261,12 +263,12 @@ class Handoff:
                 wired.handoff.replies(identity, wait, after_id, progress=reporter.heard)
             )
         )
-        return await _delivered(wired, result)
+        return await _delivered(ctx, wired, result)
 
     async def end_human_conversation(self, ctx: Context[Any, Any]) -> HandoffToolResult:
         wired = self.services()
         identity, _profile = self.caller(ctx, wired)
-        return await _delivered(wired, await as_tool_errors(wired.handoff.end(identity)))
+        return await _delivered(ctx, wired, await as_tool_errors(wired.handoff.end(identity)))
 
     async def choose_next_step(
         self,
@@ -283,15 +285,17 @@ class Handoff:
         wired = self.services()
         identity, _profile = self.caller(ctx, wired)
         result = await as_tool_errors(wired.handoff.choose(identity, choice))
-        return await _delivered(wired, result)
+        return await _delivered(ctx, wired, result)
 
 
-async def _delivered(wired: Services, result: HandoffResult) -> CallToolResult:
+async def _delivered(
+    ctx: Context[Any, Any], wired: Services, result: HandoffResult
+) -> CallToolResult:
     """The result, its replies counted as delivered: the SDK sends it once the tool
     returns, and a caller that cancels first never gets here (the lease then runs out
     and the replies are handed out again)."""
     await wired.handoff.confirm(result)
-    return render(result)
+    return render(result, pane=client_supports_apps(ctx))
 
 
 async def as_tool_errors(work: Awaitable[T]) -> T:

@@ -21,6 +21,7 @@ from bridge.sandbox.flex.api import API_PREFIX as FLEX_PREFIX
 from bridge.sandbox.flex.api import api as flex_api
 from bridge.sandbox.flex.state import Flex
 from bridge.sandbox.idp import IdentityProvider, IdpClient, idp
+from bridge.sandbox.mcp_host import mcp_host
 from bridge.sandbox.outbound import WebhookTargets
 from bridge.sandbox.shared.clock import now
 from bridge.sandbox.shared.delivery import SignedDelivery
@@ -90,6 +91,7 @@ def create_sandbox_app(
     app.register_blueprint(studio_api)
     app.register_blueprint(control)
     app.register_blueprint(console)
+    app.register_blueprint(mcp_host)
     app.register_blueprint(idp)
 
     @app.before_serving
