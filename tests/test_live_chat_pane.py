@@ -139,6 +139,11 @@ async def test_the_user_talks_to_the_agent_in_the_pane(
     told = await page.evaluate("window.harness.modelContext")
     assert told is not None and "Let me look at that refund." in told["content"][0]["text"]
 
+    # The pane told the host its height, and the host sized it to fit.
+    height = await page.evaluate("parseInt(document.querySelector('iframe.pane').style.height)")
+    content = await pane.evaluate("document.documentElement.getBoundingClientRect().height")
+    assert height > 200 and abs(height - content) <= 2
+
     # This host shows the pane: the model is asked not to repeat what the user sees there.
     assert "do not repeat the replies" in await page.locator("#plain").inner_text()
 

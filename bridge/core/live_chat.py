@@ -97,7 +97,8 @@ class LiveChat:
         ``wait`` seconds for it to change. ``shown_through``: the last agent reply the pane
         showed (it and every one before it count as seen by the user).
 
-        Raises InvalidWait, InvalidReplyId."""
+        Raises InvalidWait, InvalidReplyId, or TooManyWaiting when the user already has
+        the most calls waiting (old panes a host kept open count too)."""
         wait = checked_wait(wait)
         if shown_through is not None:
             if not REPLY_ID.fullmatch(shown_through):
@@ -107,7 +108,7 @@ class LiveChat:
                 # A reply of an earlier conversation: nothing to mark any more.
                 await self._store.mark_shown(latest.id, shown_through)
         loop = asyncio.get_running_loop()
-        async with self._waiters.admitted(identity, wait) as wait:
+        async with self._waiters.admitted(identity, wait, refuse_busy=True) as wait:
             deadline = loop.time() + wait
             watched: ConversationRow | None = None
             try:

@@ -9,7 +9,13 @@ import time
 
 import pytest
 
-from bridge.core.errors import InvalidMessage, InvalidReplyId, InvalidWait, RateLimited
+from bridge.core.errors import (
+    InvalidMessage,
+    InvalidReplyId,
+    InvalidWait,
+    RateLimited,
+    TooManyWaiting,
+)
 from tests.unit.conftest import Core, CoreFactory
 
 
@@ -144,6 +150,24 @@ async def test_hostile_values_are_refused_or_change_nothing(core: Core) -> None:
     assert [line.body for line in eves.lines] == ["hi"]
     handed = await core.wired.handoff.replies(who, 0)
     assert [(r.body, r.shown_in_pane) for r in handed.replies] == [("for ann only", False)]
+
+
+async def test_a_user_cannot_hold_more_waiting_views_than_waits(make_core: CoreFactory) -> None:
+    async with make_core(MAX_WAITING_PER_USER="2") as core:
+        who = core.identity("ann")
+        await _opened(core, who)
+        seen = (await core.wired.handoff.live_chat.view(who)).version
+        held = [
+            asyncio.ensure_future(core.wired.handoff.live_chat.view(who, seen=seen, wait=20))
+            for _ in range(2)
+        ]
+        await asyncio.sleep(0.1)
+        with pytest.raises(TooManyWaiting):
+            await core.wired.handoff.live_chat.view(who, seen=seen, wait=20)
+        # Looking without waiting is still fine.
+        assert (await core.wired.handoff.live_chat.view(who)).version == seen
+        core.wired.handoff.begin_shutdown()
+        await asyncio.gather(*held)
 
 
 async def test_a_close_shows_in_the_view(make_core: CoreFactory) -> None:
