@@ -31,6 +31,9 @@ from bridge.store import ConversationRow, OutboxRow, Store
 REPLY_ID = re.compile(r"IM[0-9a-fA-F]{32}")
 
 LineState = Literal["sent", "sending", "not_delivered"]
+#: The newest lines a view carries: a pane shows a chat, not an archive, and hosts cut
+#: long tool results.
+MAX_LINES = 100
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,14 @@ class ChatView:
     lines: list[ChatLine]
     handoff: HandoffStatus
     version: str
+    #: Older lines left out (the view carries the newest MAX_LINES).
+    earlier: int = 0
 
     def to_json(self) -> dict[str, object]:
         return {
             "conversation": self.conversation,
             "lines": [line.to_json() for line in self.lines],
+            "earlier": self.earlier,
             "handoff": self.handoff.to_json(),
             "version": self.version,
         }
@@ -152,10 +158,13 @@ class LiveChat:
 
 
 def _viewed(conversation: int, lines: list[ChatLine], status: HandoffStatus) -> ChatView:
+    earlier = max(0, len(lines) - MAX_LINES)
+    lines = lines[earlier:]
     content = {
         "conversation": conversation,
         "lines": [line.to_json() for line in lines],
+        "earlier": earlier,
         "handoff": status.to_json(),
     }
     digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:20]
-    return ChatView(conversation, lines, status, digest)
+    return ChatView(conversation, lines, status, digest, earlier)

@@ -71,7 +71,8 @@ class ChatLineOut(BaseModel):
 
 class ChatViewOut(BaseModel):
     conversation: int = Field(description="The user's conversation number; 0: none yet.")
-    lines: list[ChatLineOut] = Field(description="The whole conversation, in order.")
+    lines: list[ChatLineOut] = Field(description="The conversation's newest lines, in order.")
+    earlier: int = Field(description="Older lines left out.")
     handoff: HandoffStatusOut = Field(description="Where the user stands.")
     version: str = Field(description="Pass it back as seen_version to wait for a change.")
 

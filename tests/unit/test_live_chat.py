@@ -16,6 +16,7 @@ from bridge.core.errors import (
     RateLimited,
     TooManyWaiting,
 )
+from bridge.core.live_chat import MAX_LINES
 from tests.unit.conftest import Core, CoreFactory
 
 
@@ -168,6 +169,20 @@ async def test_a_user_cannot_hold_more_waiting_views_than_waits(make_core: CoreF
         assert (await core.wired.handoff.live_chat.view(who)).version == seen
         core.wired.handoff.begin_shutdown()
         await asyncio.gather(*held)
+
+
+async def test_a_long_conversation_shows_its_newest_lines(make_core: CoreFactory) -> None:
+    async with make_core(RATE_LIMIT_PER_MINUTE="1000") as core:
+        who = core.identity("ann")
+        sid = await _opened(core, who)
+        for n in range(1, MAX_LINES + 10):
+            core.twilio.agent_says(sid, f"reply {n}")
+            await core.webhook_for(sid, n)
+        view = await core.wired.handoff.live_chat.view(who)
+        assert len(view.lines) == MAX_LINES
+        assert view.earlier == 10
+        assert view.lines[-1].body == f"reply {MAX_LINES + 9}"
+        assert view.to_json()["earlier"] == 10
 
 
 async def test_a_close_shows_in_the_view(make_core: CoreFactory) -> None:
