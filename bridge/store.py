@@ -212,8 +212,9 @@ class Store(Protocol):
     async def confirm_replies(self, lease: str) -> int:
         """The lease's replies reached the caller: delivered. Returns how many."""
 
-    async def conversation_replies(self, conversation_id: int) -> list[AgentMessage]:
-        """The conversation's agent messages up to its sync mark, in order."""
+    async def conversation_replies(self, conversation_id: int, newest: int) -> list[AgentMessage]:
+        """The conversation's newest ``newest`` agent messages up to its sync mark, in
+        order."""
 
     async def mark_shown(self, conversation_id: int, message_sid: str) -> bool:
         """The user saw that reply of the conversation, and every one before it, in the
@@ -234,9 +235,15 @@ class Store(Protocol):
     async def pending_messages(self, identity: str | None = None) -> list[OutboxRow]:
         """Pending user messages, oldest first (of one identity, or of all)."""
 
-    async def conversation_messages(self, conversation: ConversationRow) -> list[OutboxRow]:
-        """The user's messages of that conversation, oldest first: those posted to it,
-        those still pending, and those refused since it began."""
+    async def conversation_messages(
+        self, conversation: ConversationRow, newest: int
+    ) -> list[OutboxRow]:
+        """The newest ``newest`` of the user's messages of that conversation, oldest
+        first: those posted to it, those still pending, and those refused since it began."""
+
+    async def conversation_size(self, conversation: ConversationRow) -> int:
+        """How many lines the conversation has: the user's messages (as above) and the
+        agent's up to the sync mark."""
 
     async def begin_attempt(self, row_id: int) -> int:
         """Count a delivery attempt before it starts; return how many came before it."""

@@ -19,6 +19,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from bridge.conversations import (
@@ -324,7 +325,7 @@ class FakeTwilio:
             author=author,
             body=body,
             attributes=attributes,
-            date_created="2026-12-01T10:00:00Z",
+            date_created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
         conversation.messages.append(message)
         return message

@@ -17,6 +17,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 from bridge.coordination import Wakeups
@@ -25,15 +26,19 @@ from bridge.core.errors import InvalidReplyId
 from bridge.core.outcomes import HandoffStatus
 from bridge.core.standing import Standing
 from bridge.core.waiters import Waiters
-from bridge.store import ConversationRow, OutboxRow, Store
+from bridge.store import AgentMessage, ConversationRow, OutboxRow, Store
 
 #: A reply id as the pane got it: a Twilio message SID.
 REPLY_ID = re.compile(r"IM[0-9a-fA-F]{32}")
 
 LineState = Literal["sent", "sending", "not_delivered"]
-#: The newest lines a view carries: a pane shows a chat, not an archive, and hosts cut
-#: long tool results.
+#: The newest lines a view carries, and the most text: a pane shows a chat, not an
+#: archive, and hosts cut long tool results.
 MAX_LINES = 100
+MAX_VIEW_CHARS = 60_000
+#: Panes of one user waiting at once (hosts may keep several on screen), apart from the
+#: model's own calls.
+MAX_PANES_WAITING = 3
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,8 @@ class LiveChat:
         Raises InvalidWait, InvalidReplyId, or TooManyWaiting when the user already has
         the most calls waiting (old panes a host kept open count too)."""
         wait = checked_wait(wait)
+        if seen is None:
+            wait = 0.0  # a pane's first look: nothing to wait for yet
         if shown_through is not None:
             if not REPLY_ID.fullmatch(shown_through):
                 raise InvalidReplyId("shown_through must be the id of an agent reply")
@@ -114,7 +121,9 @@ class LiveChat:
                 # A reply of an earlier conversation: nothing to mark any more.
                 await self._store.mark_shown(latest.id, shown_through)
         loop = asyncio.get_running_loop()
-        async with self._waiters.admitted(identity, wait, refuse_busy=True) as wait:
+        async with self._waiters.admitted(
+            identity, wait, refuse_busy=True, kind="live_chat", per_user=MAX_PANES_WAITING
+        ) as wait:
             deadline = loop.time() + wait
             watched: ConversationRow | None = None
             try:
@@ -124,15 +133,13 @@ class LiveChat:
                     remaining = deadline - loop.time()
                     if view.version != seen or remaining <= 0 or self._waiters.closing:
                         return view
-                    if latest is not None and (watched is None or watched.id != latest.id):
+                    assert latest is not None  # a view with a version seen has a conversation
+                    if watched is None or (watched.id, watched.sid) != (latest.id, latest.sid):
                         if watched is not None:
                             self._waiters.unwatch(watched)
                         watched = latest
                         self._waiters.watch(watched)
-                    nap = remaining
-                    queue = self._standing.queue
-                    if queue is not None and view.handoff.waiting_for_agent:
-                        nap = min(nap, queue.refresh_seconds)  # a new place in line
+                    nap = self._waiters.nap(latest, view.handoff, remaining, queue=True)
                     await self._waiters.sleep(woken, nap)
             finally:
                 if watched is not None:
@@ -141,25 +148,56 @@ class LiveChat:
     async def _look(self, identity: str) -> tuple[ConversationRow | None, ChatView]:
         latest = await self._store.latest_conversation(identity)
         if latest is None:
-            user = [_user_line(row) for row in await self._store.pending_messages(identity)]
-            return None, _viewed(0, user, self._standing.of(None))
-        # In the conversation's own order, Twilio's message index; the user's messages not
-        # posted yet (or refused) after everything posted, in the order written.
-        placed: list[tuple[float, int, ChatLine]] = [
-            (math.inf if row.posted_index is None else row.posted_index, row.id, _user_line(row))
-            for row in await self._store.conversation_messages(latest)
-        ]
-        placed += [
-            (reply.idx, 0, ChatLine(reply.message_sid, "agent", reply.body, reply.sent_at))
-            for reply in await self._store.conversation_replies(latest.id)
-        ]
-        lines = [line for _, _, line in sorted(placed, key=lambda item: item[:2])]
-        return latest, _viewed(latest.generation, lines, self._standing.of(latest))
+            pending = await self._store.pending_messages(identity)
+            waiting = [_user_line(row) for row in pending[-MAX_LINES:]]
+            return None, _viewed(0, waiting, len(pending) - len(waiting), self._standing.of(None))
+        agent = await self._store.conversation_replies(latest.id, MAX_LINES)
+        mine = await self._store.conversation_messages(latest, MAX_LINES)
+        lines = _in_order(mine, agent)[-MAX_LINES:]
+        earlier = await self._store.conversation_size(latest) - len(lines)
+        return latest, _viewed(latest.generation, lines, earlier, self._standing.of(latest))
 
 
-def _viewed(conversation: int, lines: list[ChatLine], status: HandoffStatus) -> ChatView:
-    earlier = max(0, len(lines) - MAX_LINES)
-    lines = lines[earlier:]
+def _in_order(user: list[OutboxRow], agent: list[AgentMessage]) -> list[ChatLine]:
+    """Both sides in the conversation's own order, Twilio's message index. A user message
+    without one (refused, or posted before indexes were kept) goes after the last reply
+    sent before it was written; one still on its way, after everything."""
+    placed: list[tuple[float, int, ChatLine]] = [
+        (reply.idx, 0, ChatLine(reply.message_sid, "agent", reply.body, reply.sent_at))
+        for reply in agent
+    ]
+    for row in user:
+        if row.posted_index is not None:
+            place = float(row.posted_index)
+        elif row.state == "pending":
+            place = math.inf
+        else:
+            written = _instant(row.created_at)
+            before = [reply.idx for reply in agent if _instant(reply.sent_at) <= written]
+            place = max(before, default=-1) + 0.5
+        placed.append((place, row.id, _user_line(row)))
+    return [line for _, _, line in sorted(placed, key=lambda item: item[:2])]
+
+
+def _instant(text: str) -> datetime:
+    """A time from the store or from Twilio (ISO 8601, UTC), comparable with the other."""
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)
+
+
+def _viewed(
+    conversation: int, lines: list[ChatLine], earlier: int, status: HandoffStatus
+) -> ChatView:
+    # The newest lines that fit the budget: hosts cut long tool results.
+    used = 0
+    for start in range(len(lines) - 1, -1, -1):
+        used += len(lines[start].body)
+        if used > MAX_VIEW_CHARS and start < len(lines) - 1:
+            earlier += start + 1
+            lines = lines[start + 1 :]
+            break
     content = {
         "conversation": conversation,
         "lines": [line.to_json() for line in lines],

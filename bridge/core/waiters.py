@@ -55,7 +55,7 @@ class Waiters:
         self._handout = handout
         self._max_per_user = max_per_user
         self._max_total = max_total
-        self._waiting: Counter[str] = Counter()
+        self._waiting: Counter[tuple[str, str]] = Counter()
         self._waiting_total = 0
         self._metrics = metrics
         self._poller = poller
@@ -105,12 +105,23 @@ class Waiters:
 
     @contextlib.asynccontextmanager
     async def admitted(
-        self, identity: str, wait: float, *, refuse_busy: bool = False
+        self,
+        identity: str,
+        wait: float,
+        *,
+        refuse_busy: bool = False,
+        kind: str = "replies",
+        per_user: int | None = None,
     ) -> AsyncIterator[float]:
         """Count a call that waits up to ``wait`` seconds; enters with the wait it may
-        have: 0 when the user already has the most calls waiting (or TooManyWaiting with
-        ``refuse_busy``), or when every waiting place is taken."""
-        if wait > 0 and self._waiting[identity] >= self._max_per_user:
+        have: 0 when the user already has the most calls of that ``kind`` waiting (or
+        TooManyWaiting with ``refuse_busy``), or when every waiting place is taken.
+
+        Each kind has its own allowance per user (``per_user``, MAX_WAITING_PER_USER by
+        default), so live chat panes never crowd out the model's calls."""
+        key = (kind, identity)
+        limit = self._max_per_user if per_user is None else per_user
+        if wait > 0 and self._waiting[key] >= limit:
             if refuse_busy:
                 raise TooManyWaiting(BUSY_RETRY_SECONDS)
             wait = 0
@@ -119,15 +130,15 @@ class Waiters:
         if wait <= 0:
             yield 0.0
             return
-        self._waiting[identity] += 1
+        self._waiting[key] += 1
         self._waiting_total += 1
         try:
             yield wait
         finally:
             self._waiting_total -= 1
-            self._waiting[identity] -= 1
-            if self._waiting[identity] <= 0:
-                del self._waiting[identity]
+            self._waiting[key] -= 1
+            if self._waiting[key] <= 0:
+                del self._waiting[key]
 
     @property
     def closing(self) -> bool:
@@ -197,28 +208,26 @@ class Waiters:
                         self.unwatch(watched)
                     watched = latest
                     self.watch(watched)
-                await self.sleep(woken, self._nap(latest, status, remaining, progress))
+                await self.sleep(
+                    woken, self.nap(latest, status, remaining, queue=progress is not None)
+                )
         finally:
             if watched is not None:
                 self.unwatch(watched)
 
-    def _nap(
-        self,
-        latest: ConversationRow,
-        status: HandoffStatus,
-        remaining: float,
-        progress: Progress | None,
+    def nap(
+        self, latest: ConversationRow, status: HandoffStatus, remaining: float, *, queue: bool
     ) -> float:
         """How long to sleep unless woken: to the deadline, or to when the user is due a
-        choice, or (for someone hearing progress) to the queue's next figures."""
+        choice, or (for someone following the queue) to the queue's next figures."""
         nap = remaining
         due = self._standing.choices_due_at(latest, datetime.now(UTC))
         until_due = (due - datetime.now(UTC)).total_seconds() if due is not None else -1.0
         if until_due > 0 and status.waiting_for_agent and not status.choices:
             nap = min(nap, until_due + 0.05)
-        queue = self._standing.queue
-        if progress is not None and queue is not None and status.waiting_for_agent:
-            nap = min(nap, queue.refresh_seconds)
+        watch = self._standing.queue
+        if queue and watch is not None and status.waiting_for_agent:
+            nap = min(nap, watch.refresh_seconds)
         return nap
 
     async def sleep(self, woken: asyncio.Event, seconds: float) -> None:

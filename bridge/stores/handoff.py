@@ -26,6 +26,14 @@ def _conversation(row: Row) -> ConversationRow:
     return ConversationRow(**fields(row))
 
 
+#: The user's messages of a conversation (its id, identity, created_at): posted to it,
+#: still pending (bound for it), or refused since it began.
+_OF_CONVERSATION = (
+    "(conversation_id = ? OR (identity = ? AND conversation_id IS NULL"
+    " AND (state = 'pending' OR created_at >= ?)))"
+)
+
+
 def _agent_message(row: Row) -> AgentMessage:
     return AgentMessage(row["message_sid"], row["idx"], row["author"], row["body"], row["sent_at"])
 
@@ -254,13 +262,13 @@ class HandoffTables(Database):
             for row, leased in ordered
         ]
 
-    async def conversation_replies(self, conversation_id: int) -> list[AgentMessage]:
+    async def conversation_replies(self, conversation_id: int, newest: int) -> list[AgentMessage]:
         rows = await self.fetch(
             "SELECT m.* FROM agent_messages m JOIN conversations c ON c.id = m.conversation_id"
-            " WHERE c.id = ? AND m.idx <= c.synced_index ORDER BY m.idx",
-            (conversation_id,),
+            " WHERE c.id = ? AND m.idx <= c.synced_index ORDER BY m.idx DESC LIMIT ?",
+            (conversation_id, newest),
         )
-        return [_agent_message(row) for row in rows]
+        return [_agent_message(row) for row in reversed(rows)]
 
     async def mark_shown(self, conversation_id: int, message_sid: str) -> bool:
         through = await self.fetch_one(
@@ -331,14 +339,23 @@ class HandoffTables(Database):
             raise LookupError(row_id)
         return _outbox(row)
 
-    async def conversation_messages(self, conversation: ConversationRow) -> list[OutboxRow]:
+    async def conversation_messages(
+        self, conversation: ConversationRow, newest: int
+    ) -> list[OutboxRow]:
         rows = await self.fetch(
-            "SELECT * FROM outbox WHERE conversation_id = ?"
-            " OR (identity = ? AND conversation_id IS NULL"
-            "     AND (state = 'pending' OR created_at >= ?)) ORDER BY id",
-            (conversation.id, conversation.identity, conversation.created_at),
+            f"SELECT * FROM outbox WHERE {_OF_CONVERSATION} ORDER BY id DESC LIMIT ?",  # noqa: S608
+            (conversation.id, conversation.identity, conversation.created_at, newest),
         )
-        return [_outbox(row) for row in rows]
+        return [_outbox(row) for row in reversed(rows)]
+
+    async def conversation_size(self, conversation: ConversationRow) -> int:
+        row = await self.fetch_one(
+            f"SELECT (SELECT COUNT(*) FROM outbox WHERE {_OF_CONVERSATION})"  # noqa: S608
+            " + (SELECT COUNT(*) FROM agent_messages m JOIN conversations c"
+            "    ON c.id = m.conversation_id WHERE c.id = ? AND m.idx <= c.synced_index)",
+            (conversation.id, conversation.identity, conversation.created_at, conversation.id),
+        )
+        return int(row[0]) if row is not None else 0
 
     async def pending_messages(self, identity: str | None = None) -> list[OutboxRow]:
         if identity is None:

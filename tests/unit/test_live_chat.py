@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from bridge.conversations import TwilioRejected
 from bridge.core.errors import (
     InvalidMessage,
     InvalidReplyId,
@@ -16,7 +17,7 @@ from bridge.core.errors import (
     RateLimited,
     TooManyWaiting,
 )
-from bridge.core.live_chat import MAX_LINES
+from bridge.core.live_chat import MAX_LINES, MAX_PANES_WAITING
 from tests.unit.conftest import Core, CoreFactory
 
 
@@ -68,6 +69,37 @@ async def test_a_waiting_view_returns_when_the_agent_replies(make_core: CoreFact
         assert time.monotonic() - started < 1.0
         assert changed.version != first.version
         assert changed.lines[-1].body == "on it"
+
+
+async def test_both_sides_interleave_as_in_the_conversation(make_core: CoreFactory) -> None:
+    async with make_core(RATE_LIMIT_PER_MINUTE="100") as core:
+        who = core.identity("ann")
+        sid = await _opened(core, who)
+        core.twilio.agent_says(sid, "agent 1")
+        await core.webhook_for(sid, 1)
+        await core.wired.handoff.send(who, "user 2", wait_seconds=0)
+        await core.webhook_for(sid, 2)
+        core.twilio.agent_says(sid, "agent 3")
+        await core.webhook_for(sid, 3)
+        # Twilio refuses one (it is never in the conversation), then one waits for Twilio.
+        core.twilio.fail("post_message", error=TwilioRejected("post_message", "bad", 400, 21610))
+        with pytest.raises(TwilioRejected):
+            await core.wired.handoff.send(who, "refused", wait_seconds=0)
+        await asyncio.sleep(1.1)  # a later second than the refused one, on both clocks
+        core.twilio.agent_says(sid, "agent 4")
+        await core.webhook_for(sid, 4)
+        core.twilio.fail("post_message", times=10)
+        await core.wired.handoff.send(who, "on its way", wait_seconds=0)
+        view = await core.wired.handoff.live_chat.view(who)
+        assert [(line.body, line.state) for line in view.lines] == [
+            ("hello", "sent"),
+            ("agent 1", "sent"),
+            ("user 2", "sent"),
+            ("agent 3", "sent"),
+            ("refused", "not_delivered"),
+            ("agent 4", "sent"),
+            ("on its way", "sending"),
+        ]
 
 
 async def test_an_unchanged_view_waits_out_its_wait(core: Core) -> None:
@@ -153,22 +185,34 @@ async def test_hostile_values_are_refused_or_change_nothing(core: Core) -> None:
     assert [(r.body, r.shown_in_pane) for r in handed.replies] == [("for ann only", False)]
 
 
-async def test_a_user_cannot_hold_more_waiting_views_than_waits(make_core: CoreFactory) -> None:
-    async with make_core(MAX_WAITING_PER_USER="2") as core:
+async def test_panes_have_their_own_allowance_and_never_starve_the_model(
+    make_core: CoreFactory,
+) -> None:
+    async with make_core(MAX_WAITING_PER_USER="2", REPLY_WAIT_SECONDS="20") as core:
         who = core.identity("ann")
-        await _opened(core, who)
+        sid = await _opened(core, who)
         seen = (await core.wired.handoff.live_chat.view(who)).version
         held = [
             asyncio.ensure_future(core.wired.handoff.live_chat.view(who, seen=seen, wait=20))
-            for _ in range(2)
+            for _ in range(MAX_PANES_WAITING)
         ]
         await asyncio.sleep(0.1)
         with pytest.raises(TooManyWaiting):
             await core.wired.handoff.live_chat.view(who, seen=seen, wait=20)
-        # Looking without waiting is still fine.
-        assert (await core.wired.handoff.live_chat.view(who)).version == seen
+        # A new pane's first look waits for nothing, so it is never refused.
+        assert (await core.wired.handoff.live_chat.view(who, wait=20)).version == seen
+        # The model's waits are counted apart: both of its calls wait, and get the reply.
+        model = [asyncio.ensure_future(core.wired.handoff.replies(who, 20)) for _ in range(2)]
+        await asyncio.sleep(0.1)
+        assert not any(call.done() for call in model)
+        core.twilio.agent_says(sid, "here")
+        await core.webhook_for(sid, 1)
+        views = await asyncio.wait_for(asyncio.gather(*held), 5)
+        assert all(view.lines[-1].body == "here" for view in views)
+        done, _ = await asyncio.wait(model, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+        assert [len(call.result().replies) for call in done] == [1]  # each reply once
         core.wired.handoff.begin_shutdown()
-        await asyncio.gather(*held)
+        await asyncio.gather(*model)
 
 
 async def test_a_long_conversation_shows_its_newest_lines(make_core: CoreFactory) -> None:

@@ -3,6 +3,9 @@
 -- the conversation (the Twilio index of its first part), so both sides show in order.
 ALTER TABLE agent_messages ADD COLUMN shown_at TEXT;
 ALTER TABLE outbox ADD COLUMN posted_index INTEGER;
+-- The pane reads a conversation's user messages, and a user's unposted ones.
+CREATE INDEX outbox_conversation ON outbox (conversation_id, id);
+CREATE INDEX outbox_identity ON outbox (identity, id);
 
 -- The live chat pane shows the user's own messages too (sent by the model or from the
 -- pane, through any process): one stored, posted or refused rings the doorbell.
