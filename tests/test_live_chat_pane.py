@@ -57,13 +57,16 @@ async def browser(make_server: ServerFactory) -> AsyncIterator[Browser]:
             await chromium.close()
 
 
-async def _pane(page: Page) -> Frame:
-    """The pane's frame, once its page has loaded and connected."""
-    await expect(page.locator("iframe.pane")).to_have_count(1, timeout=15_000)
-    for _ in range(100):
-        for frame in page.frames:
-            if frame.url == "about:srcdoc" and await frame.locator("#lines").count():
-                return frame
+async def _pane(page: Page, number: int = 0) -> Frame:
+    """The pane of the ``number``-th tool call, once its page has loaded and connected."""
+    frame_of = page.locator("iframe.pane").nth(number)
+    await expect(frame_of).to_be_attached(timeout=15_000)
+    handle = await frame_of.element_handle()
+    assert handle is not None
+    for _ in range(200):
+        frame = await handle.content_frame()
+        if frame is not None and await frame.locator("#lines").count():
+            return frame
         await asyncio.sleep(0.05)
     raise AssertionError("the pane never loaded")
 
@@ -192,6 +195,34 @@ async def test_an_agent_at_the_flex_desk_takes_it_and_the_pane_says_who(
         ended = await desk.post(f"/conversations/{sid}/end", json={"agent": alex})
         assert ended.status_code == 200
     await _shows(pane, "The conversation has ended.")
+    assert errors == []
+    await page.close()
+
+
+async def test_every_pane_a_host_keeps_follows_and_plain_hosts_get_readable_colours(
+    browser: Browser, make_server: ServerFactory
+) -> None:
+    server = make_server()
+    agent = Agent(twilio_client(server))
+    errors: list[str] = []
+    page = await _open(browser, server, errors, message="first question", styles="none")
+    first = await _pane(page, 0)
+    sid = await wait_for_conversation(agent)
+    # The model starts another exchange: hosts show a second pane and keep the first.
+    await page.locator("#prompt").fill("second question")
+    await page.locator("#prompt").press("Enter")
+    second = await _pane(page, 1)
+    await _shows(second, "second question")
+    await asyncio.to_thread(agent.reply, sid, "One answer for both")
+    await _shows(first, "One answer for both")
+    await _shows(second, "One answer for both")
+    # With no style variables from the host, the pane's own colours are readable.
+    colours = await first.evaluate(
+        "[getComputedStyle(document.body).backgroundColor,"
+        " getComputedStyle(document.querySelector('#lines li.user')).backgroundColor,"
+        " getComputedStyle(document.querySelector('#lines li.user')).color]"
+    )
+    assert colours == ["rgb(255, 255, 255)", "rgb(29, 78, 216)", "rgb(255, 255, 255)"]
     assert errors == []
     await page.close()
 

@@ -13,6 +13,7 @@ import time
 import pytest
 from mcp_types import TextResourceContents
 
+from bridge.core.live_chat import MAX_PANES_WAITING
 from bridge.mcp.live_chat import RESOURCE_URI
 from tests.conftest import Agent, LiveServer, ServerFactory, twilio_client, wait_for_conversation
 from tests.test_mcp import connect, structured, text
@@ -46,12 +47,16 @@ async def test_the_pane_is_a_ui_resource_with_its_csp(server: LiveServer) -> Non
     assert f"script-src 'sha256-{digest}'" in policy.group(1)
     assert "connect-src 'none'" in policy.group(1) and "unsafe" not in policy.group(1)
     assert "innerHTML" not in html and "insertAdjacentHTML" not in html
-    # Every hand-off tool shows the pane, under each name hosts look for.
-    for name in ("request_human_agent", "get_agent_replies", "end_human_conversation"):
-        meta = tools[name].meta
-        assert meta is not None
-        assert meta["ui"] == {"resourceUri": RESOURCE_URI}
-        assert meta["ui/resourceUri"] == meta["openai/outputTemplate"] == RESOURCE_URI
+    # Whether the browser agrees with this hash is what the browser tests check (they fail
+    # on any console error, a refused script included); this checks the policy's shape.
+    # The exchange the model starts shows the pane, under each name hosts look for; the
+    # other tools do not add panes (hosts keep every pane on screen).
+    meta = tools["request_human_agent"].meta
+    assert meta is not None
+    assert meta["ui"] == {"resourceUri": RESOURCE_URI}
+    assert meta["ui/resourceUri"] == meta["openai/outputTemplate"] == RESOURCE_URI
+    for name in ("get_agent_replies", "end_human_conversation", "choose_next_step"):
+        assert not (tools[name].meta or {}).get("ui")
     for name in ("live_chat_view", "live_chat_send"):
         assert tools[name].meta == {"ui": {"resourceUri": RESOURCE_URI, "visibility": ["app"]}}
 
@@ -102,14 +107,48 @@ async def test_the_pane_acts_only_as_its_sessions_user(server: LiveServer) -> No
         await ann.call_tool("live_chat_send", {"message": "ann's secret"})
         sid = await wait_for_conversation(agent)
         reply_sid = await asyncio.to_thread(agent.reply, sid, "for ann")
+        await bob.call_tool("live_chat_send", {"message": "bob here"})  # bob has one too
         seen_by_bob = structured(await bob.call_tool("live_chat_view", {}))
-        assert seen_by_bob["lines"] == []
+        assert [line["body"] for line in seen_by_bob["lines"]] == ["bob here"]
         # Naming ann's reply from bob's session marks nothing of ann's.
         structured(await bob.call_tool("live_chat_view", {"shown_through": reply_sid}))
         handed = structured(await ann.call_tool("get_agent_replies", {"wait_seconds": 5}))
         assert [(r["body"], r.get("shown_in_pane")) for r in handed["replies"]] == [
             ("for ann", None)
         ]
+
+
+async def test_a_message_the_team_cannot_take_is_refused_and_shown(
+    make_server: ServerFactory,
+) -> None:
+    server = make_server(BUSINESS_HOURS="UTC; Mon-Sun 00:00-00:01", UNAVAILABLE_POLICY="decline")
+    async with connect(server) as mcp:
+        result = await mcp.call_tool("live_chat_send", {"message": "anyone there?"})
+    assert result.is_error
+    assert "Not sent: the support team is closed now (it opens " in text(result)
+    view = result.structured_content
+    assert view is not None and view["handoff"]["state"] == "after_hours"
+    assert view["lines"] == []
+    assert twilio_client(server).conversations.v1.conversations.list() == []
+
+
+async def test_too_many_waiting_panes_are_refused_as_a_tool_error(server: LiveServer) -> None:
+    async with connect(server) as mcp:
+        await mcp.call_tool("live_chat_send", {"message": "hello"})
+        seen = structured(await mcp.call_tool("live_chat_view", {}))["version"]
+        waiting = [
+            asyncio.ensure_future(
+                mcp.call_tool("live_chat_view", {"seen_version": seen, "wait_seconds": 5})
+            )
+            for _ in range(MAX_PANES_WAITING)
+        ]
+        await asyncio.sleep(0.3)
+        refused = await mcp.call_tool("live_chat_view", {"seen_version": seen, "wait_seconds": 5})
+        assert refused.is_error and "several calls waiting" in text(refused)
+        # The model's own call is not held back by the panes.
+        replies = await mcp.call_tool("get_agent_replies", {"wait_seconds": 0.2})
+        assert not replies.is_error
+        await asyncio.gather(*waiting)
 
 
 @pytest.mark.parametrize(

@@ -260,6 +260,7 @@ def test_a_process_killed_while_replies_arrive_loses_none(
     assert shown == [f"reply {n}" for n in range(10)]  # every one, once, in order
 
 
+APPS_MIME = "text/html;profile=mcp-app"
 MCP_HEADERS = {
     "Accept": "application/json, text/event-stream",
     "MCP-Protocol-Version": "2025-06-18",
@@ -316,3 +317,13 @@ def test_an_mcp_session_is_served_by_any_process(tmp_path: Path, postgres_url: s
         # Another session is another user: nothing for it.
         theirs = _call(two, other, "get_agent_replies", {"wait_seconds": 0})
         assert theirs["status"] == "closed" and theirs["replies"] == []
+        assert "chat pane" not in got["note"]
+
+        # A client that shows MCP Apps says so at initialize; stateless, the session it is
+        # issued carries that, so every process tells its model the user sees the pane.
+        apps = {"extensions": {"io.modelcontextprotocol/ui": {"mimeTypes": [APPS_MIME]}}}
+        with_pane = {**initialize, "params": {**initialize["params"], "capabilities": apps}}
+        shown = _rpc(one, with_pane).headers["mcp-session-id"]
+        assert shown.endswith(".ui") and not session.endswith(".ui")
+        told = _call(two, shown, "request_human_agent", {"message": "hello with the pane"})
+        assert "live in the chat pane" in told["note"]

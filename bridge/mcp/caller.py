@@ -32,6 +32,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CALLER_SCOPE_KEY = "flex_bridge.mcp_caller"
 SESSION_HEADER = "mcp-session-id"
+#: Ends the session ids the bridge issues to clients that show MCP Apps: stateless, the
+#: SDK cannot tell a tool call what the client said it supports at initialize.
+APPS_SESSION_SUFFIX = ".ui"
+APPS_EXTENSION = "io.modelcontextprotocol/ui"
+APPS_MIME_TYPE = "text/html;profile=mcp-app"
 #: An initialize request is small; a larger body is not read here to look for one.
 MAX_PEEK_BYTES = 64 * 1024
 
@@ -100,12 +105,13 @@ async def _with_session(scope: Scope, receive: Receive, send: Send) -> tuple[Rec
         return messages.pop(0) if messages else await receive()
 
     try:
-        method = json.loads(body).get("method")
+        request = json.loads(body)
+        method = request.get("method")
     except (ValueError, AttributeError):
-        method = None
+        request, method = {}, None
     if method != "initialize":
         return replay, send
-    session = secrets.token_urlsafe(24)
+    session = secrets.token_urlsafe(24) + (APPS_SESSION_SUFFIX if _shows_apps(request) else "")
     scope["headers"] = [*scope.get("headers", []), (SESSION_HEADER.encode(), session.encode())]
 
     async def answered(message: Message) -> None:
@@ -120,3 +126,18 @@ async def _with_session(scope: Scope, receive: Receive, send: Send) -> tuple[Rec
         await send(message)
 
     return replay, answered
+
+
+def _shows_apps(initialize: Any) -> bool:
+    """Whether an initialize request says the client shows MCP Apps (the extension, with
+    its MIME type)."""
+    try:
+        settings = initialize["params"]["capabilities"]["extensions"][APPS_EXTENSION]
+        return APPS_MIME_TYPE in settings["mimeTypes"]
+    except (KeyError, TypeError):
+        return False
+
+
+def session_shows_apps(session_id: str | None) -> bool:
+    """Whether the client of a session the bridge issued said it shows MCP Apps."""
+    return bool(session_id) and str(session_id).endswith(APPS_SESSION_SUFFIX)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from dataclasses import replace
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -56,7 +57,10 @@ def pane_html() -> str:
         "img-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'"
     )
     meta = f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
-    return page.replace('<meta charset="utf-8">', '<meta charset="utf-8">\n' + meta, 1)
+    charset = '<meta charset="utf-8">'
+    if charset not in page or "'sha256-" not in policy:
+        raise RuntimeError("live-chat.html must have <meta charset> and bare <script>/<style>")
+    return page.replace(charset, f"{charset}\n{meta}", 1)
 
 
 class ChatLineOut(BaseModel):
@@ -132,14 +136,15 @@ class LiveChatTools:
         declined = await as_tool_errors(wired.handoff.post(identity, message, profile=profile))
         view = await wired.handoff.live_chat.view(identity)
         if declined is not None:
+            why = (
+                "the support team is closed now"
+                if declined.state == "after_hours"
+                else "no agent is available right now"
+            )
+            opens = f" (it opens {declined.opens_at})" if declined.opens_at else ""
             return CallToolResult(
-                content=[
-                    TextContent(
-                        type="text",
-                        text="Not sent: the support team cannot take messages right now.",
-                    )
-                ],
-                structured_content=view.to_json(),
+                content=[TextContent(type="text", text=f"Not sent: {why}{opens}.")],
+                structured_content=replace(view, handoff=declined).to_json(),
                 is_error=True,
             )
         return _rendered(view)

@@ -43,7 +43,7 @@ from bridge.core.outcomes import HandoffResult, HandoffStatus
 from bridge.core.service import MAX_CONTEXT_CHARS
 from bridge.core.waiters import Progress
 from bridge.identity import for_mcp_session, for_username
-from bridge.mcp.caller import CALLER_SCOPE_KEY, SESSION_HEADER
+from bridge.mcp.caller import CALLER_SCOPE_KEY, SESSION_HEADER, session_shows_apps
 from bridge.mcp.caller import wired_services as find_services
 from bridge.notes import Vocabulary, progress_line, worded
 from bridge.services import Services
@@ -295,7 +295,9 @@ async def _delivered(
     returns, and a caller that cancels first never gets here (the lease then runs out
     and the replies are handed out again)."""
     await wired.handoff.confirm(result)
-    return render(result, pane=client_supports_apps(ctx))
+    request = ctx.request_context.request
+    session = request.headers.get(SESSION_HEADER) if request is not None else None
+    return render(result, pane=client_supports_apps(ctx) or session_shows_apps(session))
 
 
 async def as_tool_errors(work: Awaitable[T]) -> T:
@@ -428,7 +430,9 @@ DESCRIPTIONS = {
 
 
 def register_tools(server: MCPServer[Any], handoff: Handoff, meta: dict[str, Any]) -> None:
-    """The model's tools, each carrying ``meta`` (what links it to the live chat pane)."""
+    """The model's tools; request_human_agent carries ``meta`` (what links it to the live
+    chat pane): one pane per exchange the model starts, not one per tool call (hosts keep
+    every pane on screen, each following the conversation)."""
     server.add_tool(
         handoff.request_human_agent,
         name="request_human_agent",
@@ -445,7 +449,6 @@ def register_tools(server: MCPServer[Any], handoff: Handoff, meta: dict[str, Any
         title="Get the human agent's replies",
         description=DESCRIPTIONS["get_agent_replies"],
         annotations=ToolAnnotations(read_only_hint=True, open_world_hint=True),
-        meta=meta,
     )
     server.add_tool(
         handoff.end_human_conversation,
@@ -455,7 +458,6 @@ def register_tools(server: MCPServer[Any], handoff: Handoff, meta: dict[str, Any
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True
         ),
-        meta=meta,
     )
     server.add_tool(
         handoff.choose_next_step,
@@ -465,5 +467,4 @@ def register_tools(server: MCPServer[Any], handoff: Handoff, meta: dict[str, Any
         annotations=ToolAnnotations(
             read_only_hint=False, destructive_hint=True, open_world_hint=True
         ),
-        meta=meta,
     )

@@ -21,7 +21,7 @@ const harness = (window.harness = {
 
 let client;
 let tools = [];
-let current = null; // { bridge, iframe, context }
+const panes = []; // { bridge, iframe, context }: every pane stays, as hosts keep them
 
 // The spec's default policy for a view, widened only by the domains the resource declares.
 function policyFor(csp = {}) {
@@ -40,6 +40,9 @@ function policyFor(csp = {}) {
   ].join("; ");
 }
 
+// ?styles=none: a host that gives the pane no style variables (its own fallbacks show).
+const plainStyles = new URLSearchParams(location.search).get("styles") === "none";
+
 function theme() {
   return $("theme").value;
 }
@@ -54,7 +57,7 @@ function hostContext(tool) {
     locale: navigator.language || "en-US",
     containerDimensions: { maxHeight: 640 },
     styles: {
-      variables: {
+      variables: plainStyles ? {} : {
         "--color-background-primary": dark ? "#1f1f1f" : "#ffffff",
         "--color-background-secondary": dark ? "#2a2a2a" : "#f3f4f6",
         "--color-text-primary": dark ? "#f1f1f1" : "#1a2230",
@@ -150,21 +153,16 @@ async function ask(message) {
   const tool = tools.find((t) => t.name === TOOL);
   const args = { message };
   const calling = client.callTool({ name: TOOL, arguments: args }, { timeout: 120000 });
-  if (current) {
-    // One live pane at a time: the newest shows the whole conversation anyway.
-    await current.bridge.teardownResource({}).catch(() => {});
-    current.iframe.remove();
-    current = null;
-  }
-  current = await showPane(tool, args, reply);
+  const pane = await showPane(tool, args, reply);
+  if (pane) panes.push(pane);
   const result = await calling;
   harness.toolResults.push(result);
   const text = (result.content || []).map((block) => block.text || "").join("\n");
   $("plain").textContent = text;
-  reply.querySelector(".said").textContent = current
+  reply.querySelector(".said").textContent = pane
     ? "I've passed your message to the support team. Talk to them here:"
     : text;
-  if (current) await current.bridge.sendToolResult(result);
+  if (pane) await pane.bridge.sendToolResult(result);
 }
 
 $("ask").addEventListener("submit", (event) => {
@@ -179,9 +177,9 @@ $("ask").addEventListener("submit", (event) => {
 
 $("theme").addEventListener("change", () => {
   document.documentElement.dataset.theme = theme();
-  if (current) {
-    current.context = { ...current.context, ...hostContext(current.context.toolInfo.tool) };
-    current.bridge.setHostContext(current.context);
+  for (const pane of panes) {
+    pane.context = { ...pane.context, ...hostContext(pane.context.toolInfo.tool) };
+    pane.bridge.setHostContext(pane.context);
   }
 });
 
