@@ -66,7 +66,9 @@ async def test_tools_are_listed_with_schemas(server: LiveServer) -> None:
         every = {tool.name: tool for tool in (await mcp.list_tools()).tools}
     # The live chat pane's own tools are for the pane (hosts keep them from the model).
     pane_only = {
-        name for name, tool in every.items() if (tool.meta or {})["ui"].get("visibility") == ["app"]
+        name
+        for name, tool in every.items()
+        if (tool.meta or {}).get("ui", {}).get("visibility") == ["app"]
     }
     assert pane_only == {"live_chat_view", "live_chat_send"}
     listed = {name: tool for name, tool in every.items() if name not in pane_only}

@@ -293,11 +293,12 @@ def _call(bridge: Process, session: str, tool: str, arguments: dict[str, Any]) -
 
 def test_an_mcp_session_is_served_by_any_process(tmp_path: Path, postgres_url: str) -> None:
     with _two_bridges(tmp_path, postgres_url, ("2", "2")) as (sandbox, one, two):
-        initialize = {
-            "jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                       "clientInfo": {"name": "probe", "version": "1"}},
-        }  # fmt: skip
+        params: dict[str, Any] = {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "probe", "version": "1"},
+        }
+        initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": params}
         opened = _rpc(one, initialize)
         session = opened.headers["mcp-session-id"]
         assert _result(opened)["serverInfo"]["name"] == "flex-bridge"
@@ -322,7 +323,7 @@ def test_an_mcp_session_is_served_by_any_process(tmp_path: Path, postgres_url: s
         # A client that shows MCP Apps says so at initialize; stateless, the session it is
         # issued carries that, so every process tells its model the user sees the pane.
         apps = {"extensions": {"io.modelcontextprotocol/ui": {"mimeTypes": [APPS_MIME]}}}
-        with_pane = {**initialize, "params": {**initialize["params"], "capabilities": apps}}
+        with_pane = {**initialize, "params": {**params, "capabilities": apps}}
         shown = _rpc(one, with_pane).headers["mcp-session-id"]
         assert shown.endswith(".ui") and not session.endswith(".ui")
         told = _call(two, shown, "request_human_agent", {"message": "hello with the pane"})
