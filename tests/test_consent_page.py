@@ -11,10 +11,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from bridge.auth.oidc import s256
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.browser import chromium
 from tests.conftest import ServerFactory
 
 HOSTILE_NAME = '<img src=x onerror="alert(1)"><b>Helper</b>'
@@ -50,15 +50,8 @@ def client_app() -> Iterator[tuple[str, list[str]]]:
 
 @pytest.fixture
 async def browser(make_server: ServerFactory) -> AsyncIterator[Browser]:
-    require_chromium()
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 async def test_a_person_reads_the_consent_page_and_allows(

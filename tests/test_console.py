@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, BrowserContext, Dialog, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Dialog, Page, expect
 from twilio.request_validator import RequestValidator
 
 from bridge.config import (
@@ -28,7 +28,7 @@ from bridge.config import (
     SANDBOX_WORKFLOW_SID,
     SANDBOX_WORKSPACE_SID,
 )
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.browser import chromium
 from tests.conftest import LiveServer, ServerFactory, free_port, twilio_client
 
 DESKTOP = {"width": 1280, "height": 800}
@@ -41,15 +41,8 @@ TWILIO_AUTH = (SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
 async def browser(make_server: ServerFactory) -> AsyncIterator[Browser]:
     # Depends on make_server so the browser closes (ending its event streams) before the
     # servers stop.
-    require_chromium()
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 async def open_console(

@@ -21,10 +21,10 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Frame, Page, async_playwright, expect
+from playwright.async_api import Browser, Frame, Page, expect
 
 from bridge.sandbox.mcp_host import BUNDLE
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.browser import chromium, require_chromium
 from tests.conftest import Agent, LiveServer, ServerFactory, twilio_client, wait_for_conversation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,14 +47,8 @@ def _build_bundle() -> None:
 async def browser(make_server: ServerFactory) -> AsyncIterator[Browser]:
     require_chromium()
     _build_bundle()
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+    async with chromium() as launched:
+        yield launched
 
 
 async def _pane(page: Page, number: int = 0) -> Frame:

@@ -17,7 +17,7 @@ from bridge.core.errors import (
     RateLimited,
     TooManyWaiting,
 )
-from bridge.core.live_chat import MAX_LINES, MAX_PANES_WAITING
+from bridge.core.live_chat import MAX_LINES, MAX_PANES_WAITING, ChatView
 from tests.unit.conftest import Core, CoreFactory
 
 
@@ -26,6 +26,14 @@ async def _opened(core: Core, who: str) -> str:
     sid = core.twilio.only().sid
     await core.webhook_for(sid, 0)
     return sid
+
+
+async def _waiting_view(core: Core, who: str, seen: str) -> asyncio.Future[ChatView]:
+    """A pane's call waiting for the view it shows (``seen``) to change, waiting now."""
+    waiting = asyncio.ensure_future(core.wired.handoff.live_chat.view(who, seen=seen, wait=20))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    return waiting
 
 
 async def test_nothing_to_show_before_the_first_message(core: Core) -> None:
@@ -57,11 +65,7 @@ async def test_a_waiting_view_returns_when_the_agent_replies(make_core: CoreFact
         who = core.identity("ann")
         sid = await _opened(core, who)
         first = await core.wired.handoff.live_chat.view(who)
-        waiting = asyncio.ensure_future(
-            core.wired.handoff.live_chat.view(who, seen=first.version, wait=20)
-        )
-        await asyncio.sleep(0.2)
-        assert not waiting.done()
+        waiting = await _waiting_view(core, who, first.version)
         started = time.monotonic()
         core.twilio.agent_says(sid, "on it")
         await core.webhook_for(sid, 1)
@@ -120,10 +124,7 @@ async def test_the_panes_message_goes_through_the_core_and_shows(make_core: Core
         who = core.identity("ann")
         sid = await _opened(core, who)
         first = await core.wired.handoff.live_chat.view(who)
-        waiting = asyncio.ensure_future(
-            core.wired.handoff.live_chat.view(who, seen=first.version, wait=20)
-        )
-        await asyncio.sleep(0.1)
+        waiting = await _waiting_view(core, who, first.version)
         assert await core.wired.handoff.post(who, "typed in the pane") is None
         rung = await asyncio.wait_for(waiting, 5)  # its own message rings the pane
         assert rung.lines[-1].body == "typed in the pane"
@@ -234,10 +235,7 @@ async def test_a_close_shows_in_the_view(make_core: CoreFactory) -> None:
         who = core.identity("ann")
         sid = await _opened(core, who)
         first = await core.wired.handoff.live_chat.view(who)
-        waiting = asyncio.ensure_future(
-            core.wired.handoff.live_chat.view(who, seen=first.version, wait=20)
-        )
-        await asyncio.sleep(0.1)
+        waiting = await _waiting_view(core, who, first.version)
         core.twilio.close_by_agent(sid)
         await core.closed_webhook(sid)
         closed = await asyncio.wait_for(waiting, 5)
