@@ -11,6 +11,7 @@ from bridge.config import Settings
 from bridge.errors import register_error_handlers
 from bridge.routes.assistant import assistant
 from bridge.routes.handoff import handoff
+from bridge.routes.home import home
 from bridge.routes.oauth import oauth_routes
 from bridge.routes.operations import operations
 from bridge.routes.twilio_events import twilio_events
@@ -32,6 +33,7 @@ def create_app(settings: Settings) -> Quart:
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     register_error_handlers(app)
+    app.register_blueprint(home)
     app.register_blueprint(handoff)
     app.register_blueprint(assistant)
     app.register_blueprint(twilio_events)

@@ -122,15 +122,23 @@ class PathDispatcher:
     """
 
     def __init__(
-        self, default: ASGIApp, mounts: dict[str, ASGIApp], allowed_hosts: frozenset[str]
+        self,
+        default: ASGIApp,
+        mounts: dict[str, ASGIApp],
+        allowed_hosts: frozenset[str],
+        *,
+        exact: frozenset[str] = frozenset(),
     ) -> None:
+        """``exact``: mounts that serve their path alone (below it, the default answers:
+        one 404 everywhere)."""
         self.default = default
         self.mounts = mounts
         self.allowed_hosts = allowed_hosts
+        self.exact = exact
 
     def _app_for(self, path: str) -> ASGIApp:
         for prefix, app in self.mounts.items():
-            if path == prefix or path.startswith(prefix + "/"):
+            if path == prefix or (path.startswith(prefix + "/") and prefix not in self.exact):
                 return app
         return self.default
 
@@ -193,7 +201,8 @@ def build_asgi_app(settings: Settings) -> tuple[ASGIApp, Quart]:
     if settings.sandbox:
         mounts[SANDBOX_PREFIX] = _sandbox(settings)
     mounts[MCP_PATH] = create_mcp_app(settings, bridge)
-    return PathDispatcher(bridge, mounts, settings.allowed_hosts), bridge
+    dispatcher = PathDispatcher(bridge, mounts, settings.allowed_hosts, exact=frozenset({MCP_PATH}))
+    return dispatcher, bridge
 
 
 def _sandbox(settings: Settings) -> ASGIApp:

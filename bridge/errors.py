@@ -54,9 +54,12 @@ def error_response(status: int, code: str, message: str) -> Response:
     return response
 
 
+#: One answer for a path nothing serves, wherever it falls (the API, /mcp, the sandbox).
+NOT_FOUND = "Nothing here; / lists what this service serves, /docs the API."
+
 _HTTP_MESSAGES = {
     400: ("bad_request", "The request could not be read; send JSON with a 'msg' string."),
-    404: ("not_found", "No such endpoint; see /openapi.yaml for the API."),
+    404: ("not_found", NOT_FOUND),
     405: ("method_not_allowed", "This endpoint does not take that HTTP method; see /openapi.yaml."),
     413: ("too_large", "The request body is too large."),
 }

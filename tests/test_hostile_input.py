@@ -35,7 +35,7 @@ from werkzeug.datastructures import MultiDict
 from bridge.config import load_settings
 from tests.conftest import Agent, LiveServer, sandbox_env, twilio_client
 
-OPENAPI_PATH = Path(__file__).resolve().parents[1] / "openapi.yaml"
+OPENAPI_PATH = Path(__file__).resolve().parents[1] / "bridge" / "assets" / "openapi.yaml"
 
 #: Enough examples per operation and per property to find what hides in the obvious
 #: corners, few enough that the module runs in seconds; fixed so that CI runs repeat.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from functools import cache
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import yaml
@@ -13,24 +13,23 @@ from quart import Blueprint, Response
 
 from bridge.config import Settings
 from bridge.routes import services
+from bridge.routes.home import wants_html
 
 assistant = Blueprint("assistant", __name__)
 
-#: The repository root, where the assistant-facing files live (see README, "Layout").
-ASSET_ROOT = Path(__file__).resolve().parents[2]
+#: The assistant-facing files, read from the installed package (bridge/assets/).
+ASSETS = resources.files("bridge.assets")
 
 
 @cache
 def _openapi_template() -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((ASSET_ROOT / "openapi.yaml").read_text("utf-8"))
+    loaded: dict[str, Any] = yaml.safe_load(ASSETS.joinpath("openapi.yaml").read_text("utf-8"))
     return loaded
 
 
 @cache
 def _manifest_template() -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(
-        (ASSET_ROOT / ".well-known" / "ai-plugin.json").read_text("utf-8")
-    )
+    loaded: dict[str, Any] = json.loads(ASSETS.joinpath("ai-plugin.json").read_text("utf-8"))
     return loaded
 
 
@@ -111,7 +110,12 @@ async def openapi_yaml() -> Response:
     text = yaml.safe_dump(
         openapi_document(services().settings), sort_keys=False, allow_unicode=True
     )
-    return Response(text, content_type="application/yaml; charset=utf-8")
+    # A browser shows text/plain (it saves application/yaml as a file); clients get YAML.
+    kind = "text/plain" if wants_html() else "application/yaml"
+    response = Response(text, content_type=f"{kind}; charset=utf-8")
+    response.headers["Content-Disposition"] = 'inline; filename="openapi.yaml"'
+    response.headers["Vary"] = "Accept"
+    return response
 
 
 @assistant.get("/openapi.json")
@@ -121,7 +125,7 @@ async def openapi_json() -> dict[str, Any]:
 
 @assistant.get("/logo.png")
 async def logo() -> Response:
-    response = Response((ASSET_ROOT / "logo.png").read_bytes(), content_type="image/png")
+    response = Response(ASSETS.joinpath("logo.png").read_bytes(), content_type="image/png")
     response.headers["Cache-Control"] = "public, max-age=86400"
     return response
 
@@ -129,5 +133,5 @@ async def logo() -> Response:
 @assistant.get("/legal")
 async def legal() -> Response:
     return Response(
-        (ASSET_ROOT / "legal.txt").read_text("utf-8"), content_type="text/plain; charset=utf-8"
+        ASSETS.joinpath("legal.txt").read_text("utf-8"), content_type="text/plain; charset=utf-8"
     )

@@ -32,8 +32,8 @@ from bridge.sandbox.app import create_sandbox_app
 from bridge.sandbox.outbound import WebhookTargets, exposure_warning
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bridge.sandbox", description=__doc__)
+def main(argv: list[str] | None = None, prog: str = "python -m bridge.sandbox") -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5003)
     args = parser.parse_args(argv)

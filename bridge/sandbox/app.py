@@ -11,6 +11,7 @@ from typing import Any
 from quart import Quart, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from bridge.errors import NOT_FOUND
 from bridge.sandbox.console import console
 from bridge.sandbox.control import control
 from bridge.sandbox.conversations.api import API_PREFIX, api
@@ -154,7 +155,7 @@ def create_sandbox_app(
             {
                 "error": {
                     "code": error.name.lower().replace(" ", "_"),
-                    "message": error.description or error.name,
+                    "message": NOT_FOUND if status == 404 else (error.description or error.name),
                 }
             }
         )
