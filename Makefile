@@ -2,24 +2,35 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check
+# What running needs, and (for tests and checks) the test and development tools too.
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
+STAMP := $(DEV)
 
 .PHONY: run doctor test unit lint typecheck check install clean bench mcp-host
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-install: $(STAMP)
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	@echo "Installing Flex Bridge and what it needs to run into $(VENV)/ (about 20 s the first time)..."
+	$(PIP) -e .
+	@touch $@
+
+$(DEV): pyproject.toml | $(BIN)/python
+	@echo "Installing the test and development tools into $(VENV)/ (Playwright, mypy, ruff...; about a minute the first time)..."
+	$(PIP) -e '.[dev]'
+	@touch $@ $(RUNTIME)
+
+install: $(RUNTIME)
 
 ## Start the service (sandbox mode when no Twilio credentials are set).
-run: $(STAMP)
+run: $(RUNTIME)
 	$(BIN)/python main.py serve
 
 ## Check the settings, the Twilio credentials and a running bridge (see docs/deploy.md).
-doctor: $(STAMP)
+doctor: $(RUNTIME)
 	$(BIN)/python main.py doctor
 
 ## The whole test suite.
