@@ -114,6 +114,7 @@ def demo(page: Page, http: httpx.Client) -> None:
     send(http, "dan", "How do I reset my password? The link in the email has expired.")
     open_latest(page, "How do I reset my password? The link in the email has expired.")
     accept_and_reply(page, "I've sent you a fresh reset link; it works for the next hour.")
+    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="End chat").click()
     page.get_by_role("button", name="Complete").click()
     expect(page.locator("#chat-status")).to_have_text("closed")

@@ -227,8 +227,21 @@ async def test_agent_signs_in_accepts_replies_wraps_up_and_completes(
         await expect(agent_message.locator(".message-body")).to_have_text(reply)
         await expect(page.locator("#reply")).to_have_value("")
 
-        # End chat wraps up: the conversation closes, the task waits for Complete.
+        # End chat asks first (it cannot be undone): dismissed, nothing happens.
+        asked: list[str] = []
+
+        async def answer_dialog(dialog: Dialog, accept: bool) -> None:
+            asked.append(dialog.message)
+            await (dialog.accept() if accept else dialog.dismiss())
+
+        page.once("dialog", lambda dialog: answer_dialog(dialog, accept=False))
         await page.get_by_role("button", name="End chat").click()
+        await expect(page.locator("#chat-status")).to_have_text("with agent.sam")
+        assert asked and "End this chat?" in asked[0]
+        # Confirmed, End chat wraps up: the conversation closes, the task waits for Complete.
+        page.once("dialog", lambda dialog: answer_dialog(dialog, accept=True))
+        await page.get_by_role("button", name="End chat").click()
+        await expect(page.locator(".transcript-end")).to_be_in_viewport()
         await expect(page.locator("#chat-status")).to_have_text("agent.sam wrapping up")
         await expect(item).to_contain_text("wrapping up")
         await expect(page.locator("#reply")).to_be_disabled()
@@ -363,6 +376,24 @@ async def test_message_text_is_shown_literally_never_run(
     assert await page.locator("#queue-list img, #queue-list script").count() == 0
     assert dialogs == []
     assert errors == []
+
+
+async def test_the_parts_of_a_long_message_say_which_part_they_are(
+    make_server: ServerFactory, browser: Browser
+) -> None:
+    server = make_server(REPLY_WAIT_SECONDS="1")
+    page = await open_console(browser, server, DESKTOP)
+    long = " ".join(f"word{n:04d}" for n in range(360))  # 3,239 characters: three parts
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
+        await send(client, "lena", "short first")
+        await send(client, "lena", long)
+    await page.locator(".queue-item").click()
+    labels = page.locator("#transcript .message .message-part")
+    await expect(labels).to_have_text(["part 1/3", "part 2/3", "part 3/3"])
+    # The short one is a message of its own: no label.
+    await expect(page.locator("#transcript .message")).to_have_count(4)
+    bodies = await page.locator("#transcript .message-body").all_inner_texts()
+    assert "".join(bodies[1:]) == long
 
 
 async def test_new_message_appears_in_an_open_page_within_a_second(

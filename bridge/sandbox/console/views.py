@@ -162,13 +162,26 @@ def short(identity: str) -> str:
 
 def message_view(conv: Conversation, message: Message) -> dict[str, Any]:
     role = _role(conv, message)
-    return {
+    view = {
         "index": message.index,
         "role": role,
         "author": _author_label(role, message),
         "body": _body(role, message),
         "sent_at": _iso(message.date_created),
     }
+    part = _part(message)
+    if part is not None:
+        view["part"] = part
+    return view
+
+
+def _part(message: Message) -> str | None:
+    """The part a message is, as "2/5", when the bridge split a long message in parts."""
+    marker = _marker(message)
+    number, parts = marker.get("part"), marker.get("parts")
+    if isinstance(number, int) and isinstance(parts, int) and 1 <= number <= parts and parts > 1:
+        return f"{number}/{parts}"
+    return None
 
 
 def _role(conv: Conversation, message: Message) -> str:
@@ -180,13 +193,18 @@ def _role(conv: Conversation, message: Message) -> str:
     return "agent"
 
 
-def _is_context(message: Message) -> bool:
+def _marker(message: Message) -> dict[str, Any]:
+    """What the bridge put in a message's attributes (``flex_bridge``), if anything."""
     try:
         attributes = json.loads(message.attributes)
     except ValueError:
-        return False
+        return {}
     marker = attributes.get("flex_bridge") if isinstance(attributes, dict) else None
-    return isinstance(marker, dict) and marker.get("kind") == "context"
+    return marker if isinstance(marker, dict) else {}
+
+
+def _is_context(message: Message) -> bool:
+    return _marker(message).get("kind") == "context"
 
 
 def _author_label(role: str, message: Message) -> str:

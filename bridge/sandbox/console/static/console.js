@@ -499,6 +499,10 @@
     time.dateTime = message.sent_at;
     time.title = fullTime(message.sent_at);
     head.append(author, time);
+    if (message.part) {
+      // One long message the bridge posted in several parts: which part this is.
+      head.append(el("span", "message-part", `part ${message.part}`));
+    }
     const body = el("p", "message-body", message.body);
     li.append(head, body);
     return li;
@@ -534,6 +538,7 @@
     if (ended && !end) {
       end = el("li", "transcript-end", "Conversation closed");
       els.transcript.append(end);
+      end.scrollIntoView({ block: "nearest" });
     } else if (!ended && end) {
       end.remove();
     }
@@ -615,7 +620,12 @@
 
   els.accept.addEventListener("click", () => answerSelected("accept"));
   els.reject.addEventListener("click", () => answerSelected("reject"));
-  els.end.addEventListener("click", () => act("end", {}));
+  els.end.addEventListener("click", () => {
+    // Ending cannot be undone: the user is told the agent ended the conversation.
+    if (window.confirm("End this chat? The user is told you ended it, and their next message starts a new conversation.")) {
+      act("end", {});
+    }
+  });
   els.complete.addEventListener("click", () => act("complete", {}));
 
   els.composer.addEventListener("submit", (event) => {
