@@ -13,11 +13,14 @@ from urllib.parse import urlencode
 from dotenv import load_dotenv
 
 from bridge import logs
-from bridge.config import ConfigError, Settings, is_loopback, load_settings
+from bridge.config import (
+    SANDBOX_SIGNED_IN_PATH,
+    ConfigError,
+    Settings,
+    is_loopback,
+    load_settings,
+)
 from bridge.version import package_version
-
-#: Where the sandbox's "signed in" page sends the authorization code (see banner).
-SIGNED_IN_PATH = "/oauth/signed-in"
 
 
 def banner(settings: Settings) -> str:
@@ -81,7 +84,7 @@ def _oauth_lines(settings: Settings) -> list[str]:
             {
                 "response_type": "code",
                 "client_id": auth.oauth_client_id,
-                "redirect_uri": f"{url}{SIGNED_IN_PATH}",
+                "redirect_uri": f"{url}{SANDBOX_SIGNED_IN_PATH}",
                 "scope": auth.scope,
                 "state": "try-it",
             }

@@ -35,6 +35,9 @@ SANDBOX_IDP_CLIENT_ID = "flex-bridge-dev"
 SANDBOX_IDP_CLIENT_SECRET = "flex-bridge-dev-secret"  # noqa: S105 - documented, local-only
 #: The OAuth client a GPT uses against the sandbox bridge (local only).
 SANDBOX_OAUTH_CLIENT_ID = "gpt-dev"
+#: In the sandbox, where the dev client's authorization lands: a page showing the token
+#: and the next call to make with it (the start-up banner prints the link).
+SANDBOX_SIGNED_IN_PATH = "/oauth/signed-in"
 SANDBOX_OAUTH_CLIENT_SECRET = "gpt-dev-secret"  # noqa: S105 - documented, local-only
 
 #: Where ChatGPT sends users back after signing in; only the GPT id varies.
@@ -308,7 +311,9 @@ def _whole(env: Mapping[str, str], name: str, default: int, low: int, high: int)
     return value
 
 
-def _auth_settings(env: Mapping[str, str], sandbox: bool, local_url: str) -> AuthSettings:
+def _auth_settings(
+    env: Mapping[str, str], sandbox: bool, local_url: str, public_url: str
+) -> AuthSettings:
     mode = env.get("AUTH_MODE", "").strip().lower() or "none"
     if mode not in AUTH_MODES:
         raise ConfigError(f"AUTH_MODE must be one of {', '.join(AUTH_MODES)}, got {mode!r}.")
@@ -357,6 +362,8 @@ def _auth_settings(env: Mapping[str, str], sandbox: bool, local_url: str) -> Aut
     uris = tuple(u.strip() for u in raw_uris.split(",") if u.strip()) or DEFAULT_REDIRECT_URIS
     for uri in uris:
         _url("OAUTH_REDIRECT_URIS", uri.replace("{id}", "x"))
+    if sandbox:
+        uris = (*uris, f"{public_url}{SANDBOX_SIGNED_IN_PATH}")
     trust_gpt, trusted_uris = _trusted_clients(env)
     return AuthSettings(
         mode=mode,
@@ -545,7 +552,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         poll_state_seconds=poll[2],
         poll_calls_per_minute=poll[3],
         webhooks=webhooks_raw == "on",
-        auth=_auth_settings(env, sandbox, local_url=f"http://{local_host}:{port}"),
+        auth=_auth_settings(
+            env, sandbox, local_url=f"http://{local_host}:{port}", public_url=public_url
+        ),
         reconcile_interval_seconds=_seconds(env, "RECONCILE_INTERVAL_SECONDS", 300.0, 86400.0),
         log_format=log_format,
         log_level=log_level,

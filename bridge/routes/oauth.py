@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from quart import Blueprint, Response, jsonify, request
+import base64
+from urllib.parse import quote
+
+from quart import Blueprint, Response, abort, jsonify, request
 
 from bridge.auth.results import ConsentPage, ErrorPage, Redirect, TokenResponse
 from bridge.auth.server import AuthorizationServer
 from bridge.auth.sign_in import SIGN_IN_SECONDS
+from bridge.auth.store import hash_secret
+from bridge.config import SANDBOX_OAUTH_CLIENT_SECRET, SANDBOX_SIGNED_IN_PATH
 from bridge.request_body import json_or_none
 from bridge.routes import services
-from bridge.routes.oauth_pages import consent_page, error_page
+from bridge.routes.oauth_pages import consent_page, error_page, exchange_page, signed_in_page
 
 oauth_routes = Blueprint("oauth", __name__)
 
@@ -125,3 +130,41 @@ def _requester() -> str:
     """Who asks, for the sign-in and registration rate limits: the peer's address (behind
     a proxy, the proxy's: the overall limit still holds)."""
     return request.remote_addr or "unknown"
+
+
+@oauth_routes.get(SANDBOX_SIGNED_IN_PATH)
+async def signed_in() -> Response:
+    """In the sandbox: where the dev client's authorization (the banner's link) lands. The
+    code is exchanged here, as the assistant would, when the dev client's secret is the
+    sandbox's documented one; otherwise the page shows the call that exchanges it."""
+    wired = services()
+    settings = wired.settings
+    if not settings.sandbox:
+        abort(404)
+    if "error" in request.args or "code" not in request.args:
+        return error_page(
+            ErrorPage(f"Not signed in: {request.args.get('error', 'no code came back')}.")
+        )
+    url = settings.public_url
+    auth = settings.auth
+    form = {
+        "grant_type": "authorization_code",
+        "code": request.args["code"],
+        "redirect_uri": f"{url}{SANDBOX_SIGNED_IN_PATH}",
+    }
+    if auth.oauth_client_secret_hash != hash_secret(SANDBOX_OAUTH_CLIENT_SECRET):
+        call = (
+            f"curl -s -u {auth.oauth_client_id}:YOUR_CLIENT_SECRET {url}/oauth/token "
+            + " ".join(f"-d {key}={quote(value, safe='')}" for key, value in form.items())
+        )
+        return exchange_page(auth.oauth_client_id, call)
+    credentials = f"{auth.oauth_client_id}:{SANDBOX_OAUTH_CLIENT_SECRET}".encode()
+    answer = await _server().token(form, "Basic " + base64.b64encode(credentials).decode())
+    if answer.status != 200:
+        return error_page(ErrorPage(f"The code was refused: {answer.body.get('error')}."))
+    token = str(answer.body["access_token"])
+    call = (
+        f"curl -s -X POST {url}/send/me -H 'Authorization: Bearer {token}' \\\n"
+        "     -H 'Content-Type: application/json' -d '{\"msg\": \"I need a human, please\"}'"
+    )
+    return signed_in_page(token, auth.access_token_seconds // 60, call)

@@ -81,3 +81,39 @@ def consent_page(consent: ConsentPage) -> Response:
     # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" with
     # the form, and the answer's origin is what proves it came from this page.
     return _page(body, 200, f"'self' {consent.redirect_origin}", "same-origin")
+
+
+_SIGNED_IN = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Signed in</title>{style}</head>
+<body><h1>Signed in</h1>
+<p>This is the sandbox's stand-in for an assistant's OAuth callback. The assistant
+would now hold this access token for the signed-in person (it lasts {minutes} minutes):</p>
+<pre id="token">{token}</pre>
+<p>The next call, as the assistant makes it (the user in the path is ignored: the user is
+the person who signed in):</p>
+<pre id="next">{call}</pre>
+</body></html>"""
+
+_NOT_EXCHANGED = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Signed in</title>{style}</head>
+<body><h1>Signed in</h1>
+<p>The authorization code, valid for a minute, for the client <code>{client}</code>.
+Exchange it with that client's secret:</p>
+<pre id="exchange">{call}</pre>
+</body></html>"""
+
+
+def signed_in_page(token: str, minutes: int, call: str) -> Response:
+    """The sandbox's OAuth landing page: the token, and the call to make with it."""
+    body = _SIGNED_IN.format(style=_STYLE, token=escape(token), minutes=minutes, call=escape(call))
+    return _page(body, 200, "'none'")
+
+
+def exchange_page(client: str, call: str) -> Response:
+    """The landing page when the bridge cannot exchange the code itself (a secret of the
+    operator's own): the call that does."""
+    return _page(
+        _NOT_EXCHANGED.format(style=_STYLE, client=escape(client), call=escape(call)),
+        200,
+        "'none'",
+    )
