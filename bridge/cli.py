@@ -10,7 +10,7 @@ import argparse
 import sys
 from urllib.parse import urlencode
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 from bridge import logs
 from bridge.config import (
@@ -105,7 +105,7 @@ def _oauth_lines(settings: Settings) -> list[str]:
 
 
 def _serve() -> int:
-    load_dotenv()
+    load_dotenv(find_dotenv(usecwd=True))  # the working directory's .env
     try:
         settings = load_settings()
     except ConfigError as error:
