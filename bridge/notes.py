@@ -18,6 +18,7 @@ class Vocabulary:
     send: str  # what sends the user's message
     replies: str  # what fetches the agent's replies
     choose: str  # what records the user's choice when no agent accepted in time
+    end: str = "end"  # what ends the conversation with the human
 
 
 _NEW_ON_NEXT = "show any replies. If the user writes again, {send} starts a new conversation."

@@ -14,17 +14,12 @@ from mcp.server.transport_security import TransportSecuritySettings
 from quart import Quart
 
 from bridge.config import Settings
+from bridge.instructions import instructions
 from bridge.mcp.caller import ASGIApp, McpAuthentication
 from bridge.mcp.live_chat import live_chat_app, tool_meta
-from bridge.mcp.tools import Handoff, register_tools
+from bridge.mcp.tools import WORDS, Handoff, register_tools
 
 MCP_PATH = "/mcp"
-
-INSTRUCTIONS = (
-    "Flex Bridge connects the user with a human support agent. Use request_human_agent "
-    "when the user wants a person; relay the agent's replies verbatim; poll "
-    "get_agent_replies while the answer is 'waiting'; end_human_conversation when done."
-)
 
 
 def transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -45,7 +40,7 @@ def create_mcp_app(settings: Settings, bridge: Quart) -> ASGIApp:
     server: MCPServer[Any] = MCPServer(
         "flex-bridge",
         title="Flex Bridge",
-        instructions=INSTRUCTIONS,
+        instructions=instructions(WORDS),
         website_url=settings.public_url,
         extensions=[live_chat_app(handoff)],
     )

@@ -60,7 +60,10 @@ T = TypeVar("T")
 
 #: The tools, as the notes name them.
 WORDS = Vocabulary(
-    send="request_human_agent", replies="get_agent_replies", choose="choose_next_step"
+    send="request_human_agent",
+    replies="get_agent_replies",
+    choose="choose_next_step",
+    end="end_human_conversation",
 )
 
 #: Who sessionless MCP requests are in the sandbox without authentication.

@@ -25,7 +25,9 @@ from bridge.store import NOTHING_SEEN
 handoff = Blueprint("handoff", __name__)
 
 #: The API's operations as the OpenAPI contract names them (what the model calls).
-WORDS = Vocabulary(send="sendMessage", replies="getReplies", choose="chooseNextStep")
+WORDS = Vocabulary(
+    send="sendMessage", replies="getReplies", choose="chooseNextStep", end="endConversation"
+)
 #: ``after``: a reply's id (a Twilio message SID), or "none" (no reply seen yet).
 AFTER = re.compile(rf"IM[0-9a-fA-F]{{32}}|{NOTHING_SEEN}")
 
