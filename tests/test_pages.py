@@ -21,6 +21,7 @@ def test_a_client_gets_json_at_the_root(server: LiveServer) -> None:
     about = answer.json()
     assert about["service"] == "flex-bridge"
     assert about["mode"] == "sandbox"
+    assert about["status"] == "ready"
     assert about["links"]["api_reference"].endswith("/docs")
     assert about["links"]["agent_console"].endswith("/sandbox/")
     assert httpx.get(f"{server.url}/").json() == about  # */* is a client too
@@ -30,7 +31,7 @@ def test_a_person_gets_a_page_at_the_root(server: LiveServer) -> None:
     page = httpx.get(f"{server.url}/", headers=BROWSER)
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    for text in ("Flex Bridge", "/sandbox/", "/docs", "/mcp", "Sandbox mode"):
+    for text in ("Flex Bridge", "/sandbox/", "/docs", "/mcp", "Sandbox mode", ">ready<"):
         assert text in page.text
     assert "<script" not in page.text
 

@@ -13,6 +13,7 @@ from importlib import resources
 from quart import Blueprint, Response, abort, jsonify, request
 
 from bridge.routes import services
+from bridge.routes.operations import readiness
 from bridge.version import package_version
 
 home = Blueprint("home", __name__)
@@ -69,6 +70,8 @@ async def index() -> Response:
     wired = services()
     sandbox = wired.settings.sandbox
     links = _links()
+    checks = await readiness(wired)
+    ready = all(value == "ok" for value in checks.values())
     if not wants_html():
         return jsonify(
             {
@@ -76,9 +79,12 @@ async def index() -> Response:
                 "description": "Hands a chat from an AI assistant to a human agent in Flex.",
                 "version": package_version(),
                 "mode": "sandbox" if sandbox else "twilio",
+                "status": "ready" if ready else "not_ready",
                 "links": links,
             }
         )
+    problems = "; ".join(f"{name}: {value}" for name, value in checks.items() if value != "ok")
+    status = "ready" if ready else f"not ready ({problems})"
     items = "\n".join(
         f'<li><a href="{escape(link)}">{escape(_TITLES[name])}</a> <code>{escape(link)}</code></li>'
         for name, link in links.items()
@@ -102,7 +108,8 @@ code {{ font-size: 13px; color: #5b6676; }} li {{ margin: .4rem 0; }}
 <p>Lets a person chatting with an AI assistant reach a human agent in Twilio Flex: the
 assistant calls this service, the agent answers in Flex, and the answer comes back to the
 user through the assistant.</p>
-<p><strong>{escape(mode)}</strong> Status: <a href="/readyz">/readyz</a>.</p>
+<p><strong>{escape(mode)}</strong></p>
+<p>Status: <strong id="status">{escape(status)}</strong> (<a href="/readyz">/readyz</a>).</p>
 <ul>
 {items}
 </ul>

@@ -83,16 +83,20 @@ def _chosen_checks(asked: str | None) -> tuple[str, ...]:
     return chosen
 
 
+async def readiness(wired: Services, chosen: tuple[str, ...] = READY_CHECKS) -> dict[str, str]:
+    """Each chosen check: "ok", or what is wrong (Twilio asked at most every 15 s)."""
+    found = await asyncio.gather(*(_CHECKERS[name](wired) for name in chosen))
+    return {name: problem or "ok" for name, problem in zip(chosen, found, strict=True)}
+
+
 @operations.get("/readyz")
 async def readyz() -> Response:
     """Ready: the store answers, Twilio accepts the credentials (checked at most every
     15 s) and this process hears other processes' wake-ups; 503 with the failing checks
     otherwise. ``?checks=store,wakeups`` checks only those (a load balancer's probe)."""
     wired = services()
-    chosen = _chosen_checks(request.args.get("checks"))
-    found = await asyncio.gather(*(_CHECKERS[name](wired) for name in chosen))
-    checks = {name: problem or "ok" for name, problem in zip(chosen, found, strict=True)}
-    ready = not any(found)
+    checks = await readiness(wired, _chosen_checks(request.args.get("checks")))
+    ready = all(value == "ok" for value in checks.values())
     response = jsonify({"status": "ready" if ready else "not_ready", "checks": checks})
     response.status_code = 200 if ready else 503
     response.headers["Cache-Control"] = "no-store"
