@@ -79,6 +79,7 @@ def test_the_installed_service_serves_every_asset_from_the_package(
         "PORT": str(port),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'bridge.db'}",
         "PYTHON_DOTENV_DISABLED": "1",
+        "REPLY_WAIT_SECONDS": "1",
     }
     service = subprocess.Popen(  # noqa: S603 - the installed command
         [str(installed / "flex-bridge"), "serve"],
