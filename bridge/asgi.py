@@ -138,7 +138,8 @@ class PathDispatcher:
 
     def _app_for(self, path: str) -> ASGIApp:
         for prefix, app in self.mounts.items():
-            if path == prefix or (path.startswith(prefix + "/") and prefix not in self.exact):
+            below = path.startswith(prefix + "/")
+            if path in (prefix, prefix + "/") or (below and prefix not in self.exact):
                 return app
         return self.default
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from urllib.parse import urlencode
 
-from dotenv import find_dotenv, load_dotenv
+from dotenv import load_dotenv
 
 from bridge import logs
 from bridge.config import (
+    SANDBOX_AUTH_TOKEN,
     SANDBOX_SIGNED_IN_PATH,
     ConfigError,
     Settings,
@@ -44,7 +46,13 @@ def banner(settings: Settings) -> str:
             f"  MCP host          {url}/sandbox/mcp-host/   (the live chat pane; make mcp-host)",
             f"  Twilio API        {settings.local_url}/sandbox/twilio/v1",
             f"  account SID       {settings.twilio_account_sid}",
-            f"  auth token        {settings.twilio_auth_token}",
+            # Only the sandbox's documented token: a real one never goes to a terminal.
+            "  auth token        "
+            + (
+                settings.twilio_auth_token
+                if settings.twilio_auth_token == SANDBOX_AUTH_TOKEN
+                else "(TWILIO_AUTH_TOKEN)"
+            ),
         ]
     auth = settings.auth
     if auth.mode == "oauth":
@@ -105,7 +113,7 @@ def _oauth_lines(settings: Settings) -> list[str]:
 
 
 def _serve() -> int:
-    load_dotenv(find_dotenv(usecwd=True))  # the working directory's .env
+    load_dotenv(Path.cwd() / ".env")  # the working directory's, not a parent's
     try:
         settings = load_settings()
     except ConfigError as error:

@@ -26,7 +26,7 @@ the conversation; `after_hours` means the team is closed until `opens_at`; `no_a
 means nobody is available now. A null field is unknown: leave it out.
 
 Replies: show each of the agent's replies to the user as it is, as the agent's words, \
-once. While the status is `waiting`, call {replies} (with `after_id`, the id of the last \
+once. While the status is `waiting`, call {replies} (with `{after}`, the id of the last \
 reply you showed) when the user asks or comes back. A reply marked `shown_in_pane` was \
 already read by the user in the live chat pane: do not repeat it.
 
@@ -42,5 +42,9 @@ Always follow the `note` in each answer: it says what to do next."""
 def instructions(words: Vocabulary) -> str:
     """The instructions, with that front door's names for the operations."""
     return _INSTRUCTIONS.format(
-        send=words.send, replies=words.replies, choose=words.choose, end=words.end
+        send=words.send,
+        replies=words.replies,
+        choose=words.choose,
+        end=words.end,
+        after=words.after,
     )

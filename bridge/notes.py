@@ -19,6 +19,7 @@ class Vocabulary:
     replies: str  # what fetches the agent's replies
     choose: str  # what records the user's choice when no agent accepted in time
     end: str = "end"  # what ends the conversation with the human
+    after: str = "after"  # the parameter naming the last reply the caller showed
 
 
 _NEW_ON_NEXT = "show any replies. If the user writes again, {send} starts a new conversation."

@@ -236,8 +236,11 @@ async def test_agent_signs_in_accepts_replies_wraps_up_and_completes(
 
         page.once("dialog", lambda dialog: answer_dialog(dialog, accept=False))
         await page.get_by_role("button", name="End chat").click()
-        await expect(page.locator("#chat-status")).to_have_text("with agent.sam")
+        await page.wait_for_timeout(500)  # time for an end that should not happen
         assert asked and "End this chat?" in asked[0]
+        await expect(page.locator("#chat-status")).to_have_text("with agent.sam")
+        task = twilio_client(server).taskrouter.v1.workspaces(SANDBOX_WORKSPACE_SID).tasks.list()[0]
+        assert task.assignment_status == "assigned"
         # Confirmed, End chat wraps up: the conversation closes, the task waits for Complete.
         page.once("dialog", lambda dialog: answer_dialog(dialog, accept=True))
         await page.get_by_role("button", name="End chat").click()

@@ -27,6 +27,14 @@ def test_the_gpt_kit_carries_the_instructions_with_the_actions_names() -> None:
     }
     words = handoff.WORDS
     assert {words.send, words.replies, words.choose, words.end} <= operations
+    replies = next(
+        operation
+        for path in contract["paths"].values()
+        for operation in path.values()
+        if operation["operationId"] == words.replies
+    )
+    named = {p.get("name") or p.get("$ref", "").rsplit("/", 1)[-1] for p in replies["parameters"]}
+    assert words.after in named
     assert all(name in text for name in (words.send, words.replies, words.choose, words.end))
 
 
@@ -35,7 +43,8 @@ async def test_mcp_clients_get_the_same_instructions_with_the_tools_names(
 ) -> None:
     async with connect(server) as mcp:
         given = mcp.instructions
-        listed = {tool.name for tool in (await mcp.list_tools()).tools}
+        listed = {tool.name: tool for tool in (await mcp.list_tools()).tools}
     assert given == instructions(tools.WORDS)
     words = tools.WORDS
-    assert {words.send, words.replies, words.choose, words.end} <= listed
+    assert {words.send, words.replies, words.choose, words.end} <= set(listed)
+    assert words.after in listed[words.replies].input_schema["properties"]

@@ -118,4 +118,6 @@ def test_the_installed_service_serves_every_asset_from_the_package(
         service.terminate()
         output, _ = service.communicate(timeout=20)
     assert "Flex Bridge 0.1.0 listening" in output
-    assert str(ROOT) not in output  # nothing read from the checkout
+    # The package it ran is the installed one, not this checkout's.
+    where = _run(installed / "python", "-c", "import bridge; print(bridge.__file__)", cwd=tmp_path)
+    assert where.strip().startswith(str(installed.parent)) and str(ROOT) not in where

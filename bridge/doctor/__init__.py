@@ -14,10 +14,11 @@ import os
 import sys
 import textwrap
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TextIO
 
 import aiohttp
-from dotenv import find_dotenv, load_dotenv
+from dotenv import load_dotenv
 
 from bridge.config import ConfigError, Settings, load_settings
 from bridge.conversations import TwilioClient
@@ -171,7 +172,7 @@ def exit_code(results: list[CheckResult]) -> int:
 
 def main() -> int:
     """Load settings as ``serve`` does, run the checks, print the report; the exit code."""
-    load_dotenv(find_dotenv(usecwd=True))  # the working directory's .env
+    load_dotenv(Path.cwd() / ".env")  # the working directory's, not a parent's
     logging.getLogger("twilio").setLevel(logging.WARNING)
     results = asyncio.run(run_checks())
     text = render(results)

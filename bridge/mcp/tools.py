@@ -64,6 +64,7 @@ WORDS = Vocabulary(
     replies="get_agent_replies",
     choose="choose_next_step",
     end="end_human_conversation",
+    after="after_id",
 )
 
 #: Who sessionless MCP requests are in the sandbox without authentication.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from html import escape
 from importlib import resources
+from urllib.parse import urlsplit
 
 from quart import Blueprint, Response, abort, jsonify, request
 
@@ -25,9 +26,10 @@ SWAGGER_FILES = {
     "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
     "favicon-32x32.png": "image/png",
 }
+#: Try it out calls the API at PUBLIC_URL (the document's server), added to connect-src.
 DOCS_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "img-src 'self' data:; connect-src 'self' {public}; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
 )
 
@@ -73,7 +75,7 @@ async def index() -> Response:
     checks = await readiness(wired)
     ready = all(value == "ok" for value in checks.values())
     if not wants_html():
-        return jsonify(
+        answer = jsonify(
             {
                 "service": "flex-bridge",
                 "description": "Hands a chat from an AI assistant to a human agent in Flex.",
@@ -83,6 +85,8 @@ async def index() -> Response:
                 "links": links,
             }
         )
+        answer.headers["Vary"] = "Accept"
+        return answer
     problems = "; ".join(f"{name}: {value}" for name, value in checks.items() if value != "ok")
     status = "ready" if ready else f"not ready ({problems})"
     items = "\n".join(
@@ -115,7 +119,9 @@ user through the assistant.</p>
 </ul>
 </body></html>
 """
-    return Response(page, content_type="text/html; charset=utf-8")
+    response = Response(page, content_type="text/html; charset=utf-8")
+    response.headers["Vary"] = "Accept"
+    return response
 
 
 @home.get("/docs")
@@ -131,7 +137,9 @@ async def docs() -> Response:
 </head><body><div id="reference"></div></body></html>
 """
     response = Response(page, content_type="text/html; charset=utf-8")
-    response.headers["Content-Security-Policy"] = DOCS_POLICY
+    public = urlsplit(services().settings.public_url)
+    origin = f"{public.scheme}://{public.netloc}"
+    response.headers["Content-Security-Policy"] = DOCS_POLICY.format(public=origin)
     return response
 
 

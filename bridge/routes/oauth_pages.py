@@ -84,7 +84,8 @@ def consent_page(consent: ConsentPage) -> Response:
 
 
 _SIGNED_IN = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Signed in</title>{style}</head>
+<html lang="en"><head><meta charset="utf-8"><title>Signed in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{style}</style></head>
 <body><h1>Signed in</h1>
 <p>This is the sandbox's stand-in for an assistant's OAuth callback. The assistant
 would now hold this access token for the signed-in person (it lasts {minutes} minutes):</p>
@@ -95,7 +96,8 @@ the person who signed in):</p>
 </body></html>"""
 
 _NOT_EXCHANGED = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Signed in</title>{style}</head>
+<html lang="en"><head><meta charset="utf-8"><title>Signed in</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{style}</style></head>
 <body><h1>Signed in</h1>
 <p>The authorization code, valid for a minute, for the client <code>{client}</code>.
 Exchange it with that client's secret:</p>

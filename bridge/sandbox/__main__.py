@@ -13,8 +13,9 @@ import asyncio
 import logging
 import os
 import sys
+from pathlib import Path
 
-from dotenv import find_dotenv, load_dotenv
+from dotenv import load_dotenv
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m bridge.sandbox") 
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5003)
     args = parser.parse_args(argv)
-    load_dotenv(find_dotenv(usecwd=True))  # the working directory's .env
+    load_dotenv(Path.cwd() / ".env")  # the working directory's, not a parent's
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
