@@ -78,3 +78,9 @@ async def test_the_api_reference_renders_and_lists_every_operation(server: LiveS
             await expect(page.locator(f'.opblock-summary-path[data-path="{path}"]')).to_be_visible()
         await page.close()
     assert errors == []
+
+
+def test_the_mcp_endpoint_with_a_trailing_slash_still_leads_to_it(server: LiveServer) -> None:
+    moved = httpx.post(f"{server.url}/mcp/", json={}, headers={"Accept": "application/json"})
+    assert moved.status_code == 307
+    assert moved.headers["location"].endswith("/mcp")
