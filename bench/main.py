@@ -71,13 +71,6 @@ def source_version(source: Path) -> dict[str, Any]:
     return {"commit": commit, "bridge_code_differs_from_commit": changed != 0}
 
 
-def cpu_ticks() -> dict[str, int]:
-    """System-wide CPU time so far (/proc/stat, in clock ticks): all, and stolen by the host."""
-    with open("/proc/stat") as stat:
-        fields = [int(v) for v in stat.readline().split()[1:]]
-    return {"total": sum(fields[:8]), "steal": fields[7] if len(fields) > 7 else 0}
-
-
 def steal_percent(before: dict[str, int], after: dict[str, int]) -> float:
     """Share of the machine's CPU time the hypervisor took for others between two reads."""
     total = after["total"] - before["total"]
@@ -116,7 +109,7 @@ async def run_all(names: list[str], quick: bool) -> dict[str, Any]:
     for name in names:
         print(f"== {name} ...", flush=True)
         started = time.perf_counter()
-        ticks = cpu_ticks()
+        ticks = procs.cpu_ticks()
         try:
             results[name] = await SCENARIOS[name](quick)
         except ScenarioFailed as failure:
@@ -125,7 +118,7 @@ async def run_all(names: list[str], quick: bool) -> dict[str, Any]:
             traceback.print_exc()
             results[name] = {"failed": f"{type(error).__name__}: {error}"}
         results[name]["scenario_s"] = round(time.perf_counter() - started, 1)
-        results[name]["cpu_steal_pct"] = steal_percent(ticks, cpu_ticks())
+        results[name]["cpu_steal_pct"] = steal_percent(ticks, procs.cpu_ticks())
         print(f"   {name} done in {results[name]['scenario_s']} s", flush=True)
     return results
 
@@ -310,10 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         "source_version": source_version(procs.SOURCE),
         "machine": machine(),
     }
-    ticks = cpu_ticks()
+    ticks = procs.cpu_ticks()
     results = asyncio.run(run_all(names, args.quick))
     meta["duration_s"] = round(time.perf_counter() - started, 1)
-    meta["cpu_steal_pct"] = steal_percent(ticks, cpu_ticks())
+    meta["cpu_steal_pct"] = steal_percent(ticks, procs.cpu_ticks())
     meta["source_version_at_end"] = source_version(procs.SOURCE)
     if meta["source_version_at_end"] != meta["source_version"]:
         print("WARNING: the bridge's code changed while the benchmarks ran", flush=True)

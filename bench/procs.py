@@ -39,6 +39,19 @@ def raise_nofile_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
+def cpu_ticks() -> dict[str, int]:
+    """System-wide CPU time so far (/proc/stat, in clock ticks): all, busy (not idle or
+    waiting on I/O), and stolen by the host."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    total = sum(fields[:8])
+    return {
+        "total": total,
+        "busy": total - fields[3] - fields[4],
+        "steal": fields[7] if len(fields) > 7 else 0,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -35,14 +35,6 @@ OPEN_CONCURRENCY = 400
 POST_CONCURRENCY = 256
 
 
-def _machine_busy_seconds() -> float:
-    """CPU time every core of the machine spent busy (not idle or waiting on I/O)."""
-    with open("/proc/stat") as stat:
-        fields = [int(v) for v in stat.readline().split()[1:]]
-    idle = fields[3] + fields[4]
-    return (sum(fields[:8]) - idle) / procs.CLOCK_TICKS
-
-
 async def _more_bridges(running: Stack, count: int) -> list[procs.Service]:
     """``count`` more bridge processes with the stack's settings (its database)."""
     started: list[procs.Service] = []
@@ -83,7 +75,7 @@ async def _throughput(
             queued = 0
             cpu = [bridge.cpu_seconds() for bridge in bridges]
             emulator_cpu = running.emulator.cpu_seconds()
-            busy = _machine_busy_seconds()
+            busy = procs.cpu_ticks()["busy"]
             started = time.perf_counter()
 
             async def client(number: int, user: str) -> None:
@@ -101,7 +93,7 @@ async def _throughput(
 
             await asyncio.gather(*(client(n, user) for n, user in enumerate(users)))
             elapsed = time.perf_counter() - started
-            machine = (_machine_busy_seconds() - busy) / elapsed
+            machine = (procs.cpu_ticks()["busy"] - busy) / procs.CLOCK_TICKS / elapsed
             used = [
                 round((b.cpu_seconds() - c) / elapsed, 2) for b, c in zip(bridges, cpu, strict=True)
             ]

@@ -18,6 +18,7 @@ import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID
 from quart import Quart
 from starlette.datastructures import Headers
 
@@ -35,8 +36,6 @@ SESSION_HEADER = "mcp-session-id"
 #: Ends the session ids the bridge issues to clients that show MCP Apps: stateless, the
 #: SDK cannot tell a tool call what the client said it supports at initialize.
 APPS_SESSION_SUFFIX = ".ui"
-APPS_EXTENSION = "io.modelcontextprotocol/ui"
-APPS_MIME_TYPE = "text/html;profile=mcp-app"
 #: An initialize request is small; a larger body is not read here to look for one.
 MAX_PEEK_BYTES = 64 * 1024
 
@@ -132,12 +131,12 @@ def _shows_apps(initialize: Any) -> bool:
     """Whether an initialize request says the client shows MCP Apps (the extension, with
     its MIME type)."""
     try:
-        settings = initialize["params"]["capabilities"]["extensions"][APPS_EXTENSION]
-        return APPS_MIME_TYPE in settings["mimeTypes"]
+        settings = initialize["params"]["capabilities"]["extensions"][EXTENSION_ID]
+        return APP_MIME_TYPE in settings["mimeTypes"]
     except (KeyError, TypeError):
         return False
 
 
 def session_shows_apps(session_id: str | None) -> bool:
     """Whether the client of a session the bridge issued said it shows MCP Apps."""
-    return bool(session_id) and str(session_id).endswith(APPS_SESSION_SUFFIX)
+    return session_id is not None and session_id.endswith(APPS_SESSION_SUFFIX)

@@ -56,6 +56,9 @@ class Database:
         rows = await self.fetch(sql, args)
         return rows[0] if rows else None
 
+    async def ping(self) -> None:
+        await self.fetch("SELECT 1")
+
 
 def fields(row: Row) -> dict[str, Any]:
     """The row as column name → value (a row iterates its values, not its names)."""

@@ -113,9 +113,6 @@ class PostgresConnection(Database):
 
     # --- health -----------------------------------------------------------------------
 
-    async def ping(self) -> None:
-        await self.fetch("SELECT 1")
-
     async def check_writable(self) -> str:
         """Write in a transaction that is rolled back: nothing is left behind."""
         try:

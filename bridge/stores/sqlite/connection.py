@@ -85,9 +85,6 @@ class SqliteConnection(Database):
 
     # --- health -----------------------------------------------------------------------
 
-    async def ping(self) -> None:
-        await self.fetch("SELECT 1")
-
     async def check_writable(self) -> str:
         """Take the write lock and write, then roll back: nothing is left behind."""
         try:
